@@ -1,0 +1,31 @@
+# The two commands a newcomer runs: `make devnet` and `make test`.
+# The first interpreter that really runs and is 3.11 or 3.12 (pyenv shims can exist without one).
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 13))' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test devnet venv clean bench
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "pouw-node needs Python 3.11 or 3.12 (python3.11, python3.12 or python3 on PATH)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+devnet: $(STAMP)
+	@echo "make devnet arrives with the node daemon (pouwd); until then try:"
+	@echo "  $(PY) -m pouw --help"
+	@exit 1
+
+bench: $(STAMP)
+	$(PY) bench/mining.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

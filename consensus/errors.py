@@ -1,0 +1,210 @@
+"""Errors of the consensus layer: one hierarchy, peer faults kept apart from transient problems.
+
+``ConsensusError`` is the root. Every concrete error carries a short stable
+``rule`` (``"linkage"``, ``"tx-signature"``, ...) that tests, logs and peers can
+match on; the message says what was expected and what was found.
+
+- ``PeerFault``: the data itself is wrong and will never become valid. A node
+  rejects it and may penalise the peer that sent it (bad bytes, bad signature,
+  wrong target, coinbase too large, ...).
+- ``Transient``: the data may become valid later or is merely not usable yet
+  (a block from too far in the future, a block whose parent is unknown). A node
+  ignores it for now, without penalty.
+
+Foreign exceptions (``pouw.errors.VerificationError``, ``cryptography``'s
+``InvalidSignature``, ``pouw.errors.DecodeError``) are translated at this
+boundary with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+
+class ConsensusError(Exception):
+    """Root of every error raised by ``consensus``."""
+
+    rule = "consensus"
+    """Short stable identifier of the violated rule."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{self.rule}: {message}")
+        self.detail = message
+
+
+class PeerFault(ConsensusError):
+    """The data is invalid and will stay invalid: reject it; the sender is at fault."""
+
+    rule = "peer-fault"
+
+
+class Transient(ConsensusError):
+    """The data cannot be used now but may be later: ignore it, do not penalise the sender."""
+
+    rule = "transient"
+
+
+# --- bytes ------------------------------------------------------------------------------------
+
+
+class DecodeError(PeerFault, ValueError):
+    """Bytes that do not decode to the expected structure (the only error a decoder raises)."""
+
+    rule = "decode"
+
+
+class AddressError(ConsensusError, ValueError):
+    """A bech32m address string that is malformed, has a bad checksum or the wrong prefix.
+
+    Not a ``PeerFault``: addresses come from users, not from peers.
+    """
+
+    rule = "address"
+
+
+class KeyDerivationError(ConsensusError, ValueError):
+    """A mnemonic, seed or derivation path that cannot be used."""
+
+    rule = "key-derivation"
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+
+class InvalidTx(PeerFault):
+    """A transfer that breaks a rule of PROTOCOL.md section 10."""
+
+    rule = "tx"
+
+
+class TxVersionError(InvalidTx):
+    rule = "tx-version"
+
+
+class WrongChainId(InvalidTx):
+    rule = "tx-chain-id"
+
+
+class MemoTooLong(InvalidTx):
+    rule = "tx-memo-size"
+
+
+class AmountOverflow(InvalidTx):
+    """``amount + fee`` (or a balance after a credit) does not fit in u64."""
+
+    rule = "tx-overflow"
+
+
+class BadSignature(InvalidTx):
+    rule = "tx-signature"
+
+
+class BadNonce(InvalidTx):
+    """The nonce is not the sender's next nonce.
+
+    ``expected`` and ``found`` let a mempool tell a future nonce (keep and wait)
+    from a stale one (drop).
+    """
+
+    rule = "tx-nonce"
+
+    def __init__(self, message: str, expected: int = 0, found: int = 0) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
+
+
+class InsufficientBalance(InvalidTx):
+    rule = "tx-balance"
+
+
+# --- blocks -----------------------------------------------------------------------------------
+
+
+class InvalidBlock(PeerFault):
+    """A block that breaks a rule of PROTOCOL.md sections 4, 8 or 10."""
+
+    rule = "block"
+
+
+class BlockTooLarge(InvalidBlock):
+    rule = "block-size"
+
+
+class TooManyTxs(InvalidBlock):
+    rule = "block-tx-count"
+
+
+class BadHeaderVersion(InvalidBlock):
+    rule = "header-version"
+
+
+class BadHeight(InvalidBlock):
+    rule = "height"
+
+
+class BadLinkage(InvalidBlock):
+    rule = "linkage"
+
+
+class TimeTooOld(InvalidBlock):
+    """``time`` is not above the median of the previous 11 times."""
+
+    rule = "time-median"
+
+
+class BadTarget(InvalidBlock):
+    """``target`` differs from the WTEMA target computed from the parent."""
+
+    rule = "target"
+
+
+class BadCertificate(InvalidBlock):
+    """The certificate fails ``pouw.verify``; ``pouw_rule`` names the PROTOCOL.md section 8 rule."""
+
+    rule = "certificate"
+
+    def __init__(self, message: str, pouw_rule: str = "") -> None:
+        super().__init__(message)
+        self.pouw_rule = pouw_rule
+
+
+class BadCoinbase(InvalidBlock):
+    """The coinbase has the wrong version or height, or pays more than subsidy plus fees."""
+
+    rule = "coinbase"
+
+
+class BadTxRoot(InvalidBlock):
+    rule = "tx-root"
+
+
+class DuplicateTx(InvalidBlock):
+    rule = "duplicate-tx"
+
+
+class BlockTxInvalid(InvalidBlock):
+    """One transfer of the block is invalid; ``index`` is its position (coinbase = 0), ``cause`` the error."""
+
+    rule = "block-tx"
+
+    def __init__(self, index: int, cause: InvalidTx) -> None:
+        super().__init__(f"transaction {index}: {cause}")
+        self.index = index
+        self.cause = cause
+
+
+class AncestorInvalid(InvalidBlock):
+    """The block descends from a block already found invalid."""
+
+    rule = "ancestor-invalid"
+
+
+class TimeTooNew(Transient):
+    """``time`` is more than 2 hours ahead of the local clock; it may be fine later."""
+
+    rule = "time-future"
+
+
+class UnknownParent(Transient):
+    """The parent block is not known (yet): the block is an orphan."""
+
+    rule = "unknown-parent"

@@ -1,0 +1,70 @@
+"""Commitments to the mining matrices (PROTOCOL.md section 3).
+
+``A`` is cut into blocks of 16 consecutive rows; ``B`` is committed through its
+transpose, so a block of ``B`` is 16 consecutive columns. Each block is one
+Merkle leaf; the roots go into the header. Roots do not depend on the header, so
+a miner commits to a matrix pair once and reuses the result for every nonce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .constants import TILE
+from .hashing import HK, K, u32
+from .matrix import validate_pair
+from .merkle import compute_levels, path_from_levels
+
+
+def leaf_a(index: int, block: bytes) -> bytes:
+    """Leaf of row block ``index`` of ``A`` (16*k bytes, int8 row-major)."""
+    return HK(K("leaf-A"), u32(index) + block)
+
+
+def leaf_b(index: int, block: bytes) -> bytes:
+    """Leaf of column block ``index`` of ``B`` (16 rows of ``B.T``, 16*k bytes)."""
+    return HK(K("leaf-B"), u32(index) + block)
+
+
+def node_key() -> bytes:
+    """Key of inner nodes of the matrix trees."""
+    return K("node")
+
+
+def row_blocks(x: np.ndarray) -> list[bytes]:
+    """Bytes of each block of 16 consecutive rows of ``x`` (int8, row-major)."""
+    x = np.ascontiguousarray(x)
+    return [x[i : i + TILE].tobytes() for i in range(0, x.shape[0], TILE)]
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """Merkle commitments of one matrix pair, with every tree level kept for paths."""
+
+    m: int
+    k: int
+    n: int
+    root_a: bytes
+    root_b: bytes
+    levels_a: list[list[bytes]] = field(repr=False)
+    levels_b: list[list[bytes]] = field(repr=False)
+
+    def path_a(self, tile_i: int) -> list[bytes]:
+        """Inclusion path of row block ``tile_i`` of ``A``."""
+        return path_from_levels(self.levels_a, tile_i)
+
+    def path_b(self, tile_j: int) -> list[bytes]:
+        """Inclusion path of column block ``tile_j`` of ``B``."""
+        return path_from_levels(self.levels_b, tile_j)
+
+
+def commit_pair(a: np.ndarray, b: np.ndarray) -> Commitment:
+    """Validate ``A`` and ``B`` and compute both commitments."""
+    m, k, n = validate_pair(a, b)
+    leaves_a = [leaf_a(i, blk) for i, blk in enumerate(row_blocks(a))]
+    leaves_b = [leaf_b(j, blk) for j, blk in enumerate(row_blocks(b.T))]
+    levels_a = compute_levels(leaves_a, node_key())
+    levels_b = compute_levels(leaves_b, node_key())
+    return Commitment(m, k, n, levels_a[-1][0], levels_b[-1][0], levels_a, levels_b)
