@@ -11,21 +11,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from blake3 import blake3
 
 from .constants import TILE
-from .hashing import HK, K, u32
-from .matrix import validate_pair
+from .hashing import K, u32
+from .matrix import transpose_int8, validate_pair
 from .merkle import compute_levels, path_from_levels
 
 
-def leaf_a(index: int, block: bytes) -> bytes:
-    """Leaf of row block ``index`` of ``A`` (16*k bytes, int8 row-major)."""
-    return HK(K("leaf-A"), u32(index) + block)
+def _leaf(key: bytes, index: int, block) -> bytes:
+    h = blake3(u32(index), key=key)
+    h.update(block)
+    return h.digest()
 
 
-def leaf_b(index: int, block: bytes) -> bytes:
-    """Leaf of column block ``index`` of ``B`` (16 rows of ``B.T``, 16*k bytes)."""
-    return HK(K("leaf-B"), u32(index) + block)
+def leaf_a(index: int, block) -> bytes:
+    """Leaf of row block ``index`` of ``A``: ``HK(K("leaf-A"), u32(I) || block)`` (16*k bytes, int8 row-major)."""
+    return _leaf(K("leaf-A"), index, block)
+
+
+def leaf_b(index: int, block) -> bytes:
+    """Leaf of column block ``index`` of ``B``: ``HK(K("leaf-B"), u32(J) || block)`` (16 rows of ``B.T``)."""
+    return _leaf(K("leaf-B"), index, block)
 
 
 def node_key() -> bytes:
@@ -33,10 +40,10 @@ def node_key() -> bytes:
     return K("node")
 
 
-def row_blocks(x: np.ndarray) -> list[bytes]:
-    """Bytes of each block of 16 consecutive rows of ``x`` (int8, row-major)."""
+def row_blocks(x: np.ndarray) -> list[memoryview]:
+    """Bytes of each block of 16 consecutive rows of ``x`` (int8, row-major), without copying."""
     x = np.ascontiguousarray(x)
-    return [x[i : i + TILE].tobytes() for i in range(0, x.shape[0], TILE)]
+    return [memoryview(x[i : i + TILE]).cast("B") for i in range(0, x.shape[0], TILE)]
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ def commit_pair(a: np.ndarray, b: np.ndarray) -> Commitment:
     """Validate ``A`` and ``B`` and compute both commitments."""
     m, k, n = validate_pair(a, b)
     leaves_a = [leaf_a(i, blk) for i, blk in enumerate(row_blocks(a))]
-    leaves_b = [leaf_b(j, blk) for j, blk in enumerate(row_blocks(b.T))]
+    leaves_b = [leaf_b(j, blk) for j, blk in enumerate(row_blocks(transpose_int8(b)))]
     levels_a = compute_levels(leaves_a, node_key())
     levels_b = compute_levels(leaves_b, node_key())
     return Commitment(m, k, n, levels_a[-1][0], levels_b[-1][0], levels_a, levels_b)

@@ -72,16 +72,16 @@ def compute_ticket(pow_key: bytes, tile_i: int, tile_j: int, transcript: np.ndar
     return HK(pow_key, ticket_message(tile_i, tile_j, transcript))
 
 
-def compute_tickets(pow_key: bytes, transcripts: np.ndarray, row0: int = 0) -> np.ndarray:
+def compute_tickets(pow_key: bytes, transcripts: np.ndarray, row0: int = 0, col0: int = 0) -> np.ndarray:
     """Tickets of a grid of tiles.
 
     ``transcripts`` has shape ``(a, b, 16)``; tile ``(x, y)`` of the grid is tile
-    ``(row0 + x, y)`` of the matrix. Returns uint8 ``(a, b, 32)``.
+    ``(row0 + x, col0 + y)`` of the matrix. Returns uint8 ``(a, b, 32)``.
     """
     a, b, _ = transcripts.shape
     msg = np.empty((a, b, 18), dtype="<u4")
     msg[:, :, 0] = (np.arange(a, dtype=np.uint32) + np.uint32(row0))[:, None]
-    msg[:, :, 1] = np.arange(b, dtype=np.uint32)[None, :]
+    msg[:, :, 1] = (np.arange(b, dtype=np.uint32) + np.uint32(col0))[None, :]
     msg[:, :, 2:] = transcripts
     flat = msg.reshape(a * b, 72 // 4).view(np.uint8)
     buf = flat.tobytes()

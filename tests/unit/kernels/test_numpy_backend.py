@@ -5,7 +5,7 @@ import pytest
 
 from kernels import get_backend, prepare
 from kernels.base import BackendError
-from kernels.numpy_backend import NumpyBackend, _exact_dtype
+from kernels.numpy_backend import NumpyBackend, _exact_dtype, _row_max
 from kernels.select import self_test
 from pouw.verify import verify
 from pouw.reference import mine_reference
@@ -21,7 +21,7 @@ def test_matches_reference_bit_for_bit(m, k, n, panel):
     prepared = prepare(a, b)
     pre = template(m, k, n)
     ref = mine_reference(a, b, prepared.commitment, pre)
-    backend = NumpyBackend(workers=2, panel_rows=panel)
+    backend = NumpyBackend(workers=2, block_rows=panel, block_cols=32)
     got = backend.mine(prepared, pre, 0, want_product=True, all_tickets=True)
     assert np.array_equal(got.tickets, ref.tickets)
     assert np.array_equal(got.product, ref.product)
@@ -56,8 +56,8 @@ def test_extreme_entries_stay_exact():
 
 def test_exact_dtype_falls_back_to_float64_when_bound_exceeds_2_24():
     small = np.ones((4, 8), np.int64)
-    assert _exact_dtype(small, small.T * 1000) is np.float32
-    assert _exact_dtype(small, small.T * (1 << 22)) is np.float64
+    assert _exact_dtype(small, _row_max(small.T * 1000)) is np.float32
+    assert _exact_dtype(small, _row_max(small.T * (1 << 22))) is np.float64
 
 
 def test_winners_verify_and_are_row_major():
