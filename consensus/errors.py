@@ -76,14 +76,20 @@ class InvalidTx(PeerFault):
 
 
 class TxVersionError(InvalidTx):
+    """The transfer's ``version`` is not 1."""
+
     rule = "tx-version"
 
 
 class WrongChainId(InvalidTx):
+    """The transfer is for another network."""
+
     rule = "tx-chain-id"
 
 
 class MemoTooLong(InvalidTx):
+    """The memo is longer than the network's ``max_memo``."""
+
     rule = "tx-memo-size"
 
 
@@ -94,6 +100,8 @@ class AmountOverflow(InvalidTx):
 
 
 class BadSignature(InvalidTx):
+    """The Ed25519 signature does not verify over the sighash with the body's public key."""
+
     rule = "tx-signature"
 
 
@@ -113,6 +121,8 @@ class BadNonce(InvalidTx):
 
 
 class InsufficientBalance(InvalidTx):
+    """The sender's balance is below ``amount + fee``."""
+
     rule = "tx-balance"
 
 
@@ -126,22 +136,32 @@ class InvalidBlock(PeerFault):
 
 
 class BlockTooLarge(InvalidBlock):
+    """The encoded block exceeds the network's ``max_block_size``."""
+
     rule = "block-size"
 
 
 class TooManyTxs(InvalidBlock):
+    """The block holds more than ``max_tx_count`` transactions."""
+
     rule = "block-tx-count"
 
 
 class BadHeaderVersion(InvalidBlock):
+    """The header's ``version`` is not 1."""
+
     rule = "header-version"
 
 
 class BadHeight(InvalidBlock):
+    """``height`` is not the parent's height plus one."""
+
     rule = "height"
 
 
 class BadLinkage(InvalidBlock):
+    """``prev_id`` is not the parent's id (or a second genesis block)."""
+
     rule = "linkage"
 
 
@@ -174,10 +194,14 @@ class BadCoinbase(InvalidBlock):
 
 
 class BadTxRoot(InvalidBlock):
+    """``tx_root`` is not the Merkle root of the block's transaction ids."""
+
     rule = "tx-root"
 
 
 class DuplicateTx(InvalidBlock):
+    """The same transaction appears twice in the block."""
+
     rule = "duplicate-tx"
 
 

@@ -92,10 +92,12 @@ class Block:
 
     @property
     def height(self) -> int:
+        """The header's height."""
         return self.header.pre.height
 
     @property
     def prev_id(self) -> bytes:
+        """The parent's id."""
         return self.header.pre.prev_id
 
     @property

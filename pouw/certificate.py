@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .constants import TILE
-from .errors import DecodeError
+from .errors import DecodeError, EncodeError
 from .merkle import path_depth
 
 
@@ -33,10 +33,10 @@ class Certificate:
 
     def encode(self) -> bytes:
         if len(self.a_blk) != len(self.bt_blk) or len(self.a_blk) % TILE:
-            raise DecodeError("A_blk and Bt_blk must both be 16*k bytes")
+            raise EncodeError("A_blk and Bt_blk must both be 16*k bytes")
         for p in (self.path_a, self.path_b):
             if len(p) > 255 or any(len(h) != 32 for h in p):
-                raise DecodeError("a path holds at most 255 hashes of 32 bytes")
+                raise EncodeError("a path holds at most 255 hashes of 32 bytes")
         return b"".join([
             self.a_blk, self.bt_blk,
             bytes([len(self.path_a)]), *self.path_a,

@@ -18,6 +18,10 @@ class DecodeError(PouwError, ValueError):
     """Bytes that do not decode to the expected structure (wrong length, bad field)."""
 
 
+class EncodeError(PouwError, ValueError):
+    """A value cannot be encoded: a field out of range for its fixed width, a wrong-length hash."""
+
+
 class VerificationError(PouwError):
     """A header/certificate pair failed one verification rule.
 

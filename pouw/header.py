@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, replace
 
 from .constants import HEADER_PRE_SIZE, HEADER_SIZE, MAX_U256, R, TILE
-from .errors import DecodeError
+from .errors import DecodeError, EncodeError
 from .hashing import HK, K
 
 _PRE = struct.Struct("<IQ32s32sQ32sQIIIHH")
@@ -21,12 +21,12 @@ assert _PRE.size == HEADER_PRE_SIZE and _PRE.size + _TAIL.size == HEADER_SIZE
 
 def _check_u(name: str, value: int, bits: int) -> None:
     if not isinstance(value, int) or not 0 <= value < (1 << bits):
-        raise DecodeError(f"{name} must be an unsigned {bits}-bit integer, found {value!r}")
+        raise EncodeError(f"{name} must be an unsigned {bits}-bit integer, found {value!r}")
 
 
 def _check_b32(name: str, value: bytes) -> None:
     if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
-        raise DecodeError(f"{name} must be 32 bytes, found {value!r}")
+        raise EncodeError(f"{name} must be 32 bytes, found {value!r}")
 
 
 @dataclass(frozen=True)

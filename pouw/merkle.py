@@ -77,27 +77,6 @@ def path_depth(index: int, count: int) -> int:
     return depth
 
 
-def compute_path(leaves: Sequence[bytes], index: int, node_key: bytes) -> list[bytes]:
-    """Sibling hashes of leaf ``index``, from the leaf up."""
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf index {index} out of range for {len(leaves)} leaves")
-    path: list[bytes] = []
-
-    def walk(lo: int, hi: int) -> None:
-        if hi - lo == 1:
-            return
-        s = split_point(hi - lo)
-        if index < lo + s:
-            walk(lo, lo + s)
-            path.append(compute_root(leaves[lo + s : hi], node_key))
-        else:
-            walk(lo + s, hi)
-            path.append(compute_root(leaves[lo : lo + s], node_key))
-
-    walk(0, len(leaves))
-    return path
-
-
 def root_from_path(
     index: int, count: int, leaf: bytes, path: Sequence[bytes], node_key: bytes
 ) -> bytes:

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pouw.certificate import Certificate, decode_certificate
-from pouw.errors import DecodeError, VerificationError
+from pouw.errors import DecodeError, EncodeError, VerificationError
 from pouw.header import Header, HeaderPre
 from pouw.verify import verify
 
@@ -37,7 +37,7 @@ def test_header_encoder_rejects_out_of_range_fields(field, value):
     from dataclasses import replace
 
     pre = HeaderPre(1, 0, bytes(32), bytes(32), 0, 0, 0, 16, 16, 256)
-    with pytest.raises(DecodeError):
+    with pytest.raises(EncodeError):
         replace(pre, **{field: value}).encode()
 
 

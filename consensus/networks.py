@@ -1,0 +1,184 @@
+"""Network presets: every parameter that differs between devnet, testnet and mainnet.
+
+One frozen ``NetworkParams`` per network (PROTOCOL.md section 10): chain id,
+address prefix, genesis, block spacing ``S`` and smoothing ``N`` of the WTEMA,
+``pow_limit``, the first target, the subsidy schedule and the size limits.
+Protocol constants (``pouw.constants``) and runtime configuration (``node``)
+live elsewhere.
+
+Amounts are in base units; ``COIN = 10^8`` base units.
+
+Choices (not fixed by PROTOCOL.md, documented here):
+
+- ``devnet`` mines on a CPU at the shape ``m = n = 128, k = 256`` with a fixed
+  target (``no_retarget``) such that a block costs ``DEVNET_MATMULS_PER_BLOCK``
+  (20) such matmuls on average: ``target = 2^256 // (20 * m*n*k)``. With the
+  NumPy backend that is a few hundredths of a second of compute on one core;
+  a miner that wants a calmer devnet paces itself (``block_spacing``).
+  The genesis prefunds the first ten keys of ``consensus.keys.DEVNET_MNEMONIC``
+  (account 0, indices 0..9) with one million coins each.
+- ``testnet`` and ``mainnet`` retarget every block. ``pow_limit`` (the easiest
+  target) is one matmul of the preset shape per block; the first target is a
+  guess of the network's early speed and the WTEMA corrects it.
+- ``max_block_size`` (4,000,000 bytes) leaves room for the largest certificate
+  (``32 * 65536`` bytes at ``k = 65536``) plus transfers. Gossip splits large
+  blocks into requests (p2p layer), so blocks need not fit a gossip message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pouw.constants import MAX_U256
+
+COIN = 10**8
+"""Base units in one coin."""
+
+DEVNET_MATMULS_PER_BLOCK = 20
+"""Expected matmuls of the devnet shape per devnet block."""
+
+DEVNET_SHAPE = (128, 128, 256)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One prefunded account of the genesis block."""
+
+    address: bytes
+    """20-byte address."""
+    amount: int
+    """Base units credited at genesis."""
+
+
+@dataclass(frozen=True)
+class NetworkParams:
+    """The parameters of one network (PROTOCOL.md section 10)."""
+
+    name: str
+    """``devnet``, ``testnet`` or ``mainnet``."""
+    chain_id: int
+    """u32 carried by every transfer; a transfer for another chain is invalid here."""
+    hrp: str
+    """bech32m human-readable prefix of addresses."""
+    genesis_time: int
+    """Unix seconds in the genesis header."""
+    allocations: tuple[Allocation, ...]
+    """Accounts funded by the genesis block, in order."""
+    block_spacing: int
+    """``S``: target seconds between blocks."""
+    wtema_n: int
+    """``N``: WTEMA smoothing, in blocks (``S*N`` seconds is the response time)."""
+    pow_limit: int
+    """Largest (easiest) target a block may carry."""
+    initial_target: int
+    """Target of the genesis header, hence of its first child."""
+    no_retarget: bool
+    """When true every block carries ``initial_target`` (devnet)."""
+    initial_subsidy: int
+    """Base units a coinbase may create at height 1 (plus fees)."""
+    halving_interval: int
+    """The subsidy halves every this many blocks."""
+    max_block_size: int
+    """Bytes of an encoded block, header and certificate included."""
+    max_tx_count: int
+    """Transactions per block, coinbase included."""
+    max_memo: int
+    """Bytes of a transfer's memo."""
+    mining_shape: tuple[int, int, int]
+    """Default ``(m, n, k)`` a miner uses when no job waits."""
+
+    def subsidy(self, height: int) -> int:
+        """Base units a coinbase may create at ``height``: halves every ``halving_interval`` blocks."""
+        halvings = height // self.halving_interval
+        return 0 if halvings >= 64 else self.initial_subsidy >> halvings
+
+
+def _devnet_allocations() -> tuple[Allocation, ...]:
+    # Addresses of DEVNET_MNEMONIC at m/44'/20559'/0'/0'/i' for i = 0..9, written out so the preset
+    # is plain data; tests/unit/consensus/test_networks.py derives them again and compares.
+    addresses = (
+        "02a47f59bf7fdf2575e7d13b0a171bcf0f47853a",
+        "ac945ab7db7c05a94756dfad32e2a270404bace6",
+        "a8ae4261c250842fd2c3b61cf242ee32ed6db7a6",
+        "223f367dfc85d446b86ab61a41457c0f4985f4cd",
+        "90010b1c314ece1972f9557c35d8efcbede6305e",
+        "04850cbc66ee34326a9bf9d4c51b3f28c95faf95",
+        "94ef74edcbc91e65c6f3fa948049a26413f857af",
+        "ae24aa8796120fe28442cd4facad27c3708e5151",
+        "bdf342b86d33f4bf8497115742267875846d7b88",
+        "ec54f319087a7ca9017df724746b8e4ef76abf43",
+    )
+    return tuple(Allocation(bytes.fromhex(a), 1_000_000 * COIN) for a in addresses)
+
+
+def _shape_macs(shape: tuple[int, int, int]) -> int:
+    m, n, k = shape
+    return m * n * k
+
+
+DEVNET = NetworkParams(
+    name="devnet",
+    chain_id=1337,
+    hrp="pdev",
+    genesis_time=1_767_225_600,  # 2026-01-01T00:00:00Z
+    allocations=_devnet_allocations(),
+    block_spacing=5,
+    wtema_n=16,
+    pow_limit=MAX_U256,
+    initial_target=(1 << 256) // (DEVNET_MATMULS_PER_BLOCK * _shape_macs(DEVNET_SHAPE)),
+    no_retarget=True,
+    initial_subsidy=50 * COIN,
+    halving_interval=100_000,
+    max_block_size=4_000_000,
+    max_tx_count=10_000,
+    max_memo=256,
+    mining_shape=DEVNET_SHAPE,
+)
+
+TESTNET = NetworkParams(
+    name="testnet",
+    chain_id=2,
+    hrp="ptest",
+    genesis_time=1_767_225_600,
+    allocations=(),
+    block_spacing=30,
+    wtema_n=240,  # response time 2 hours
+    pow_limit=(1 << 256) // _shape_macs((1024, 1024, 1024)),
+    initial_target=(1 << 256) // (30 * 10**11),  # ~1e11 MAC/s: a few CPU miners
+    no_retarget=False,
+    initial_subsidy=50 * COIN,
+    halving_interval=2_100_000,
+    max_block_size=4_000_000,
+    max_tx_count=10_000,
+    max_memo=256,
+    mining_shape=(1024, 1024, 1024),
+)
+
+MAINNET = NetworkParams(
+    name="mainnet",
+    chain_id=1,
+    hrp="pouw",
+    genesis_time=1_767_225_600,
+    allocations=(),
+    block_spacing=60,
+    wtema_n=1440,  # response time one day
+    pow_limit=(1 << 256) // _shape_macs((4096, 4096, 4096)),
+    initial_target=(1 << 256) // (60 * 10**14),  # ~1e14 MAC/s: a handful of GPUs
+    no_retarget=False,
+    initial_subsidy=50 * COIN,
+    halving_interval=2_100_000,  # about four years at S = 60 s
+    max_block_size=4_000_000,
+    max_tx_count=10_000,
+    max_memo=256,
+    mining_shape=(4096, 4096, 4096),
+)
+
+NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (DEVNET, TESTNET, MAINNET)}
+
+
+def get_network(name: str) -> NetworkParams:
+    """The preset called ``name``."""
+    try:
+        return NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}") from None

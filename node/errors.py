@@ -1,0 +1,21 @@
+"""Errors of the node layer (consensus errors stay in ``consensus.errors``).
+
+``NodeError`` is the root. ``StorageError`` wraps a failure of the key-value
+store (translated from ``plyvel`` with ``from``) or a record that does not
+decode; ``WrongDatabaseError`` is a data directory that belongs to another
+network or schema.
+"""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    """Root of every error raised by ``node``."""
+
+
+class StorageError(NodeError):
+    """The key-value store failed, or holds a record that does not decode (corruption)."""
+
+
+class WrongDatabaseError(StorageError):
+    """The database was created for another network, genesis block or schema version."""
