@@ -12,11 +12,15 @@ Choices (not fixed by PROTOCOL.md, documented here):
 
 - ``devnet`` mines on a CPU at the shape ``m = n = 128, k = 256`` with a fixed
   target (``no_retarget``) such that a block costs ``DEVNET_MATMULS_PER_BLOCK``
-  (20) such matmuls on average: ``target = 2^256 // (20 * m*n*k)``. With the
-  NumPy backend that is a few hundredths of a second of compute on one core;
-  a miner that wants a calmer devnet paces itself (``block_spacing``).
+  (1000) such matmuls on average: ``target = 2^256 // (1000 * m*n*k)``. With
+  the NumPy backend one such matmul takes about 2 ms on a 2-core machine, so a
+  single CPU miner finds a block every 2 seconds or so.
   The genesis prefunds the first ten keys of ``consensus.keys.DEVNET_MNEMONIC``
   (account 0, indices 0..9) with one million coins each.
+- ``regtest`` is devnet with its own chain id and a target at which about one
+  matmul in two wins: blocks on demand for tests (as in Bitcoin's regtest). It
+  is not one of the three public networks of PROTOCOL.md; tests and
+  ``generatetoaddress``-driven scripts use it.
 - ``testnet`` and ``mainnet`` retarget every block. ``pow_limit`` (the easiest
   target) is one matmul of the preset shape per block; the first target is a
   guess of the network's early speed and the WTEMA corrects it.
@@ -27,14 +31,14 @@ Choices (not fixed by PROTOCOL.md, documented here):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pouw.constants import MAX_U256
 
 COIN = 10**8
 """Base units in one coin."""
 
-DEVNET_MATMULS_PER_BLOCK = 20
+DEVNET_MATMULS_PER_BLOCK = 1000
 """Expected matmuls of the devnet shape per devnet block."""
 
 DEVNET_SHAPE = (128, 128, 256)
@@ -135,6 +139,14 @@ DEVNET = NetworkParams(
     mining_shape=DEVNET_SHAPE,
 )
 
+REGTEST = replace(
+    DEVNET,
+    name="regtest",
+    chain_id=1338,
+    hrp="preg",
+    initial_target=(1 << 256) // (2 * _shape_macs(DEVNET_SHAPE)),
+)
+
 TESTNET = NetworkParams(
     name="testnet",
     chain_id=2,
@@ -173,7 +185,7 @@ MAINNET = NetworkParams(
     mining_shape=(4096, 4096, 4096),
 )
 
-NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (DEVNET, TESTNET, MAINNET)}
+NETWORKS: dict[str, NetworkParams] = {p.name: p for p in (DEVNET, REGTEST, TESTNET, MAINNET)}
 
 
 def get_network(name: str) -> NetworkParams:

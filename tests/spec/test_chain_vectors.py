@@ -73,7 +73,7 @@ def test_devnet_genesis_block_vector():
     assert raw == header + body
     assert decode_block(raw) == genesis
     assert genesis.header.block_id == HK(K("block"), header)
-    assert genesis.header.block_id.hex() == "4140ca2f929bb9c760935f53a50c367a74236ac7f5db5c4569ce69f6a4cbb301"
+    assert genesis.header.block_id.hex() == "0adc34699f2b96a12808886dee13d76afb48cead62733d73bd285a07fdca14d5"
     assert header[:4] == struct.pack("<I", 1) and header[4:12] == bytes(8) and header[12:44] == bytes(32)
 
 

@@ -6,19 +6,26 @@ import pytest
 
 from consensus.codec import encode_block
 from consensus.genesis import make_genesis_block
-from consensus.networks import COIN, DEVNET, DEVNET_MATMULS_PER_BLOCK, MAINNET, NETWORKS, TESTNET, get_network
+from consensus.networks import COIN, DEVNET, DEVNET_MATMULS_PER_BLOCK, MAINNET, NETWORKS, REGTEST, TESTNET, get_network
 from consensus.state import apply_block
 from consensus.tx import compute_tx_id, compute_tx_root
 from pouw.header import compute_work
 
 
-def test_three_presets_with_distinct_identities():
-    assert set(NETWORKS) == {"devnet", "testnet", "mainnet"}
-    assert len({p.chain_id for p in NETWORKS.values()}) == 3
-    assert [p.hrp for p in (DEVNET, TESTNET, MAINNET)] == ["pdev", "ptest", "pouw"]
+def test_presets_have_distinct_identities():
+    assert set(NETWORKS) == {"devnet", "regtest", "testnet", "mainnet"}
+    assert len({p.chain_id for p in NETWORKS.values()}) == 4
+    assert len({p.hrp for p in NETWORKS.values()}) == 4
+    assert [p.hrp for p in (DEVNET, REGTEST, TESTNET, MAINNET)] == ["pdev", "preg", "ptest", "pouw"]
     assert get_network("testnet") is TESTNET
     with pytest.raises(ValueError):
-        get_network("regtest")
+        get_network("simnet")
+
+
+def test_regtest_is_devnet_with_easy_blocks():
+    assert REGTEST.allocations == DEVNET.allocations and REGTEST.mining_shape == DEVNET.mining_shape
+    m, n, k = REGTEST.mining_shape
+    assert (1 << 256) // REGTEST.initial_target == 2 * m * n * k
 
 
 @pytest.mark.parametrize("params", list(NETWORKS.values()))
@@ -64,5 +71,5 @@ def test_genesis_without_allocations_has_one_zero_record():
 def test_genesis_ids_are_pinned():
     # Changing a preset or a codec changes these ids: every node's database and peers notice.
     assert make_genesis_block(DEVNET).header.block_id.hex() == (
-        "4140ca2f929bb9c760935f53a50c367a74236ac7f5db5c4569ce69f6a4cbb301")
+        "0adc34699f2b96a12808886dee13d76afb48cead62733d73bd285a07fdca14d5")
     assert len(encode_block(make_genesis_block(DEVNET))) == 626
