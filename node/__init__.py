@@ -1,6 +1,10 @@
-"""The node: LevelDB storage and the chain service (the asyncio daemon, mempool, miner and RPC come later).
+"""The node daemon ``pouwd``: storage, chain service, mempool, miner, jobs, JSON-RPC and metrics.
 
-``node.schema`` is the database layout, ``node.store`` the key-value store
-seam (LevelDB and an in-memory fake), ``node.chain`` the chain service that
-validates, stores, connects and reorganises blocks.
+Reading order: ``node.schema`` (database layout) -> ``node.store`` (key-value
+seam) -> ``node.chain`` (validate, store, connect, reorganise) ->
+``node.mempool`` -> ``node.jobs`` and ``node.blobs`` -> ``node.miner`` ->
+``node.node`` (everything wired on one asyncio loop) -> ``node.api`` and
+``node.api_jobs`` (the JSON-RPC methods) -> ``node.daemon`` (``pouwd``).
 """
+
+__version__ = "0.1.0"

@@ -49,6 +49,7 @@ from consensus.forkchoice import ChainTip, compute_chain_work, is_better_chain, 
 from consensus.genesis import ZERO_ID, make_genesis_block
 from consensus.networks import NetworkParams
 from consensus.state import apply_block
+from consensus.tx import compute_tx_id
 from consensus.types import Account, Block, Header
 from consensus.validation import MEDIAN_TIME_SPAN, ParentInfo, validate_block
 from pouw.header import compute_work
@@ -244,6 +245,14 @@ class ChainService:
             cursor = self._index.get(cursor.parent)
         return ParentInfo(entry.block_id, entry.height, entry.time, entry.target, tuple(times))
 
+    def entries(self) -> list[IndexEntry]:
+        """Index entries of every stored block (main chain and side branches)."""
+        return list(self._index.values())
+
+    def get_tx_block(self, tx_id: bytes) -> bytes | None:
+        """Id of the main-chain block that carries transaction ``tx_id``, if any."""
+        return self._store.get(schema.tx_key(tx_id))
+
     def orphan_count(self) -> int:
         """Blocks waiting for their parent."""
         return len(self._orphans)
@@ -301,6 +310,8 @@ class ChainService:
         self._put_block(batch, genesis, entry)
         for address, account in change.accounts:
             batch.put(schema.account_key(address), schema.encode_account(account))
+        for tx in genesis.transactions:
+            batch.put(schema.tx_key(compute_tx_id(tx)), self.genesis_id)
         batch.put(schema.main_key(0), self.genesis_id)
         batch.put(schema.TIP_KEY, self.genesis_id)
         batch.put(schema.META_KEY, schema.encode_meta(
@@ -409,6 +420,8 @@ class ChainService:
                 batch.put(schema.account_key(address), schema.encode_account(account))
                 planned.set(address, account)
             batch.put(schema.undo_key(entry.block_id), schema.encode_undo(change.undo))
+            for tx in block.transactions:
+                batch.put(schema.tx_key(compute_tx_id(tx)), entry.block_id)
             batch.put(schema.main_key(entry.height), entry.block_id)
             batch.put(schema.TIP_KEY, entry.block_id)
             steps.append((True, connected, batch))
@@ -435,6 +448,8 @@ class ChainService:
             else:
                 batch.put(schema.account_key(address), schema.encode_account(prior))
         batch.delete(schema.undo_key(entry.block_id))
+        for tx in self._load_block(entry.block_id).transactions:
+            batch.delete(schema.tx_key(compute_tx_id(tx)))
         batch.delete(schema.main_key(entry.height))
         batch.put(schema.TIP_KEY, entry.parent)
         return batch
@@ -538,7 +553,8 @@ def verify_store(store: KeyValueStore, params: NetworkParams) -> ChainReport:
     Checks: the height index is contiguous from the preset's genesis block,
     linked by parent ids, and ends at the tip record; every main-chain block
     above genesis has an undo record and no other block has one; the accounts
-    on disk equal the accounts a replay of the main-chain blocks produces.
+    on disk equal the accounts a replay of the main-chain blocks produces, and
+    the transaction index maps exactly the main chain's transactions to their blocks.
     Certificates and signatures are not re-checked (they were when the blocks
     arrived); the replay runs the state transition.
     """
@@ -576,14 +592,21 @@ def verify_store(store: KeyValueStore, params: NetworkParams) -> ChainReport:
     replayed: dict[bytes, Account] = {}
     view = _DictView(replayed)
     count = 0
+    tx_index: dict[bytes, bytes] = {}
     for block_id in main:
         try:
-            change = apply_block(view, load_block(store, block_id))
+            block = load_block(store, block_id)
+            change = apply_block(view, block)
         except (ConsensusError, StorageError) as e:
             problems.append(f"replay failed at block {block_id.hex()}: {e}")
             break
         replayed.update(change.accounts)
+        tx_index.update((compute_tx_id(tx), block_id) for tx in block.transactions)
         count += 1
+    stored_tx_index = {key[1:]: value for key, value in store.iterate(schema.TX)}
+    if stored_tx_index != tx_index:
+        problems.append(f"transaction index holds {len(stored_tx_index)} entries, the main chain "
+                        f"{len(tx_index)} (or they point at different blocks)")
     stored = {key[1:]: schema.decode_account(value) for key, value in store.iterate(schema.ACCOUNT)}
     if stored != replayed:
         differing = sorted(set(stored) ^ set(replayed) | {a for a in stored if stored[a] != replayed.get(a)})

@@ -12,6 +12,8 @@ Keys start with one ASCII byte naming the record kind:
 | ``A`` + address (20)     | account: ``u64 balance || u64 nonce``                         |
 | ``M`` + u64be(height)    | id of the main-chain block at that height                     |
 | ``T``                    | id of the main-chain tip                                      |
+| ``X`` + tx id            | id of the main-chain block that carries the transaction       |
+| ``J`` + job id           | a MatMul job record, JSON (jobs database, ``node.jobs``)      |
 | ``V``                    | meta: ``u32 schema || u8 len || network name || genesis id``  |
 
 Block index record (153 bytes): ``u64 height || parent 32 || u64 time ||
@@ -46,6 +48,8 @@ UNDO = b"U"
 ACCOUNT = b"A"
 MAIN = b"M"
 TIP_KEY = b"T"
+TX = b"X"
+JOB = b"J"
 META_KEY = b"V"
 
 STATUS_STORED = 1
@@ -57,6 +61,14 @@ _INDEX = struct.Struct("<Q32sQ32s64sBQ")
 _ACCOUNT = struct.Struct("<QQ")
 _U32 = struct.Struct("<I")
 _HEIGHT = struct.Struct(">Q")
+
+
+def tx_key(tx_id: bytes) -> bytes:
+    return TX + tx_id
+
+
+def job_key(job_id: bytes) -> bytes:
+    return JOB + job_id
 
 
 def header_key(block_id: bytes) -> bytes:
