@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from kernels.base import Prepared, prepare
-from pouw.commit import commit_pair
 from pouw.hashing import H
 from pouw.jobs import FREIVALDS_MODULUS, compute_job_id, freivalds_vector, matvec_mod_p, product_hash
 from pouw.matrix import pad_pair
@@ -34,6 +34,7 @@ from .store import KeyValueStore, WriteBatch
 QUEUED, MINING, DONE, FAILED, CANCELLED = "queued", "mining", "done", "failed", "cancelled"
 STATUSES = (QUEUED, MINING, DONE, FAILED, CANCELLED)
 DEFAULT_MAX_QUEUED = 64
+PREPARED_CACHE = 4
 DEFAULT_MAX_ELEMENTS = 4096 * 4096
 """Largest padded ``m*k`` or ``k*n`` a job may have (bytes of an int8 matrix)."""
 
@@ -124,6 +125,7 @@ class JobService:
         self.on_change = on_change
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
+        self._prepared: OrderedDict[str, Prepared] = OrderedDict()
         for _, raw in store.iterate(schema.JOB):
             job = Job.decode(raw)
             if job.status == MINING:  # interrupted by a stop or a crash: do it again
@@ -162,6 +164,12 @@ class JobService:
                 out[j.status] += 1
         return out
 
+    def _remember(self, job_id: str, prepared: Prepared) -> None:
+        """Keep the committed matrices of recent submissions, so the miner need not commit again."""
+        self._prepared[job_id] = prepared
+        while len(self._prepared) > PREPARED_CACHE:
+            self._prepared.popitem(last=False)
+
     # --- submission --------------------------------------------------------------------------
 
     def submit(self, a_blob: str, b_blob: str) -> Job:
@@ -177,7 +185,8 @@ class JobService:
         if pm * pk > self.max_elements or pk * pn > self.max_elements:
             raise JobError("too-large", f"padded shape {pm}x{pk}x{pn} exceeds the node's limit of "
                            f"{self.max_elements} entries per matrix")
-        c = commit_pair(pa, pb)
+        prepared = prepare(pa, pb)
+        c = prepared.commitment
         m, k = a.shape
         n = b.shape[1]
         job_id = compute_job_id(m, k, n, c.root_a, c.root_b).hex()
@@ -190,6 +199,7 @@ class JobService:
                 raise JobError("queue-full", f"the job queue is full ({self.max_queued} jobs waiting); try later")
             job = Job(job_id, QUEUED, (m, k, n), (pm, pk, pn), a_blob, b_blob, self.clock(), blocks=[])
             self._jobs[job_id] = job
+            self._remember(job_id, prepared)
             self._changed(job)
             return job
 
@@ -213,7 +223,11 @@ class JobService:
             job = min(queued, key=lambda j: j.created)
             job.status, job.started = MINING, self.clock()
             self._changed(job)
-        try:
+        with self._lock:
+            prepared = self._prepared.pop(job.job_id, None)
+        if prepared is not None:
+            return job, prepared
+        try:  # after a restart: reload, pad and commit again
             a = load_matrix(self.blobs.get(job.a), "A")
             b = load_matrix(self.blobs.get(job.b), "B")
             return job, prepare(*pad_pair(a, b))

@@ -4,8 +4,8 @@ A job is a matrix pair ``(A, B)``; its id is content-addressed. The result is
 the exact product of the matrices as submitted, checked with Freivalds' test
 modulo ``p = 2^61 - 1``: for a vector ``x`` derived from the job id and the
 product's hash, ``A.(B.x) == C.x (mod p)``. A wrong ``C`` passes with
-probability at most ``1/p``. All arithmetic is exact (8-bit limbs in int64,
-combined with Python integers).
+probability at most ``1/p``. All arithmetic is exact: limbs of ``x`` small
+enough that no partial sum can round, recombined with Python integers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from .hashing import H, HK, XOF, K, u32
 
 FREIVALDS_MODULUS = (1 << 61) - 1
 _LIMB_BITS = 8
-_LIMBS = 8  # 8 limbs of 8 bits cover 61-bit values
 
 
 def compute_job_id(m: int, k: int, n: int, root_a: bytes, root_b: bytes) -> bytes:
@@ -44,22 +43,33 @@ def freivalds_vector(job_id: bytes, c_hash: bytes, n: int) -> list[int]:
 def matvec_mod_p(mat: np.ndarray, vec: list[int], block_rows: int = 4096) -> list[int]:
     """``mat . vec mod p`` exactly, for an integer matrix with |entries| < 2^31 and values < 2^61.
 
-    Each 8-bit limb of ``vec`` is multiplied in int64 (|partial sums| <
-    2^31 * 2^8 * 2^20 = 2^59 for up to 2^20 columns), then the limbs are
-    recombined with Python integers.
+    ``vec`` is split into limbs of ``L`` bits; each limb's product is computed
+    in float64 (BLAS), exact because every partial sum is an integer below
+    ``max|mat| * (2^L - 1) * cols <= 2^53``, with ``L`` chosen from the actual
+    matrix. The limbs are recombined with Python integers. When the bound
+    leaves fewer than 8 bits per limb, 8-bit limbs in int64 are used instead
+    (``2^31 * 2^8 * 2^20 < 2^63``).
     """
     rows, cols = mat.shape
     if cols != len(vec):
         raise ValueError(f"matrix has {cols} columns, vector has {len(vec)} entries")
     v = np.array(vec, dtype=np.uint64)
-    limbs = [((v >> np.uint64(_LIMB_BITS * i)) & np.uint64(255)).astype(np.int64) for i in range(_LIMBS)]
+    max_abs = int(np.abs(mat.astype(np.int64)).max()) if mat.size else 0
+    limb_bits = 53 - max(1, max_abs * cols).bit_length()
+    if limb_bits >= 8:
+        dtype, limb_bits = np.float64, min(limb_bits, 61)
+    else:
+        dtype, limb_bits = np.int64, _LIMB_BITS
+    limbs_count = -(-61 // limb_bits)
+    mask = np.uint64((1 << limb_bits) - 1)
+    limbs = [((v >> np.uint64(limb_bits * i)) & mask).astype(dtype) for i in range(limbs_count)]
     out: list[int] = []
     for r0 in range(0, rows, block_rows):
-        part = mat[r0 : r0 + block_rows].astype(np.int64)
+        part = mat[r0 : r0 + block_rows].astype(dtype)
         acc = [0] * part.shape[0]
         for i, limb in enumerate(limbs):
-            col = (part @ limb).tolist()
-            shift = _LIMB_BITS * i
+            col = (part @ limb).astype(np.int64).tolist()
+            shift = limb_bits * i
             acc = [a + (x << shift) for a, x in zip(acc, col)]
         out.extend(a % FREIVALDS_MODULUS for a in acc)
     return out
