@@ -134,7 +134,12 @@ def _json_error(status: int, code: int, message: str) -> web.Response:
 
 
 def blob_routes(node: Node):
-    """``PUT /blobs`` (upload a .npy matrix) and ``GET /blobs/<hash>`` (download any blob)."""
+    """``PUT /blobs`` (upload a .npy matrix), ``GET /blobs/<hash>`` (download any blob) and ``GET /explorer``.
+
+    The explorer is one read-only HTML page whose script calls the JSON-RPC
+    methods of the same origin (latest blocks, a block with its certificate
+    check, the mempool, jobs).
+    """
 
     async def put_blob(request: web.Request) -> web.Response:
         limit = node.blobs.max_bytes
@@ -164,8 +169,15 @@ def blob_routes(node: Node):
             return _json_error(404, E.JOB_BLOB_NOT_FOUND, f"no blob {digest}")
         return web.FileResponse(node.blobs.path(digest), headers={"Content-Type": "application/octet-stream"})
 
+    async def explorer(request: web.Request) -> web.Response:
+        from importlib import resources
+
+        page = resources.files("node").joinpath("explorer.html").read_text(encoding="utf-8")
+        return web.Response(text=page, content_type="text/html")
+
     def add(app: web.Application) -> None:
         app.router.add_put("/blobs", put_blob)
         app.router.add_get("/blobs/{digest}", get_blob)
+        app.router.add_get("/explorer", explorer)
 
     return add
