@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: test devnet venv clean bench
 
 $(STAMP): pyproject.toml
+	@scripts/system-deps.sh
 	@test -n "$(PYTHON)" || { echo "pouw-node needs Python 3.11 or 3.12 (python3.11, python3.12 or python3 on PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
