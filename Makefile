@@ -5,10 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test devnet venv clean bench
+.PHONY: test devnet venv clean bench sysdeps
 
 $(STAMP): pyproject.toml
-	@scripts/system-deps.sh
 	@test -n "$(PYTHON)" || { echo "pouw-node needs Python 3.11 or 3.12 (python3.11, python3.12 or python3 on PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -17,7 +16,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+sysdeps:
+	@scripts/system-deps.sh
+
+test: sysdeps $(STAMP)
 	$(PY) -m pytest -q
 
 devnet: $(STAMP)
