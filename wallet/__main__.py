@@ -1,0 +1,5 @@
+"""``python -m wallet ...`` is ``pouw-wallet ...``."""
+
+from wallet.cli import main
+
+raise SystemExit(main())
