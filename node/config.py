@@ -30,6 +30,13 @@ class ConfigError(ValueError):
     """A setting has a value the node cannot use; the message names the setting and its source."""
 
 
+def p2p_seed_from_text(text: str) -> bytes:
+    """The 32-byte libp2p key seed that ``--p2p-key-seed TEXT`` stands for (devnet and regtest)."""
+    from pouw.hashing import H
+
+    return H(b"pouw/v1/devnet-node-key/" + text.encode())
+
+
 def default_datadir(network: str) -> Path:
     return Path(os.environ.get("HOME", ".")) / ".pouw" / network
 
@@ -70,6 +77,8 @@ class NodeConfig:
     rpc_password: str | None = None
     p2p_port: int | None = None
     p2p_bind: str = "127.0.0.1"
+    p2p_key_seed: str | None = None
+    """devnet/regtest only: derive the libp2p key from this text (stable peer ids for launchers)."""
     connect: list[str] = field(default_factory=list)
     bootstrap: list[str] = field(default_factory=list)
     mine: bool = False
@@ -99,6 +108,8 @@ class NodeConfig:
             raise ConfigError(f"miner_backend must be one of {', '.join(BACKENDS)}, found {self.miner_backend!r}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, found {self.log_level!r}")
+        if self.p2p_key_seed is not None and self.network not in ("devnet", "regtest"):
+            raise ConfigError("p2p_key_seed is for devnet and regtest; other networks keep <datadir>/node_key")
         if self.miner_shape is not None:
             from pouw.matrix import validate_shape
 
@@ -137,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rpc-password", help="RPC password (prefer POUW_RPC_PASSWORD or pouw.toml)")
     ap.add_argument("--p2p-port", type=int, help="libp2p TCP port (default 18444 on devnet)")
     ap.add_argument("--p2p-bind", help="libp2p listen address (default 127.0.0.1)")
+    ap.add_argument("--p2p-key-seed", help="devnet/regtest: derive the node key from this text (stable peer id)")
     ap.add_argument("--connect", action="append", help="peer multiaddr to connect to (repeatable)")
     ap.add_argument("--bootstrap", action="append", help="bootstrap peer multiaddr (repeatable)")
     ap.add_argument("--no-p2p", action="store_const", const=True, help="run without networking")

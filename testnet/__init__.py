@@ -1,0 +1,1 @@
+"""Local networks: the multi-process devnet launcher (``pouw-devnet``) and the docker-compose files."""
