@@ -7,8 +7,8 @@ from tests.functional.harness import NodeProcess
 def node_factory(tmp_path):
     nodes = []
 
-    def make(name="node", *args, network="regtest"):
-        n = NodeProcess(tmp_path / name, *args, network=network)
+    def make(name="node", *args, network="regtest", p2p=False, env=None):
+        n = NodeProcess(tmp_path / name, *args, network=network, p2p=p2p, env=env)
         nodes.append(n)
         return n
 

@@ -40,16 +40,19 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: s
 
 
 class NodeProcess:
-    def __init__(self, datadir: Path, *args: str, network: str = "regtest") -> None:
+    def __init__(self, datadir: Path, *args: str, network: str = "regtest", p2p: bool = False,
+                 env: dict | None = None) -> None:
         self.datadir = Path(datadir)
-        self.args = ["--network", network, "--datadir", str(self.datadir), "--rpc-port", "0", "--no-p2p",
-                     "--log-level", "warning", *args]
+        self.env = dict(env or {})
+        net = ["--p2p-port", "0"] if p2p else ["--no-p2p"]
+        self.args = ["--network", network, "--datadir", str(self.datadir), "--rpc-port", "0", *net,
+                     "--log-level", "info" if p2p else "warning", *args]
         self.proc: subprocess.Popen | None = None
         self.ready: dict = {}
         self.url = ""
 
     def start(self, *extra: str, timeout: float = 60.0) -> NodeProcess:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.stderr = open(self.datadir.parent / f"{self.datadir.name}.stderr", "ab")
         self.datadir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "node.daemon", *self.args, *extra], cwd=ROOT,
@@ -65,6 +68,7 @@ class NodeProcess:
                 if msg.get("event") == "ready":
                     self.ready = msg
                     self.url = msg["rpc"].rstrip("/")
+                    self.p2p = msg.get("p2p") or []
                     return self
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"pouwd did not start (exit {self.proc.poll()}); see {self.stderr.name}")
