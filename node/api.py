@@ -340,15 +340,50 @@ def register_chain_methods(reg: Registry, node: Node) -> None:
         """Connected peers: id, addresses, direction, score, their height and connection time."""
         return node.network.peer_info() if node.network is not None else []
 
+
     @reg.method(result={"type": "object"})
     async def getnetworkinfo() -> dict:
         """Node identity and networking: version, peer id, listen addresses, connections."""
         from . import __version__
         net = node.network
         return {"version": __version__, "subversion": f"/pouw-node:{__version__}/", "network": node.params.name,
-                "chain_id": node.params.chain_id, "peer_id": net.peer_id if net else None,
-                "localaddresses": net.listen_addrs if net else [], "connections": len(net.peer_info()) if net else 0,
-                "networkactive": net is not None, "uptime": int(time.time() - node.started)}
+                "chain_id": node.params.chain_id, "peer_id": net.host.peer_id if net else None,
+                "localaddresses": net.host.listen_addrs if net else [],
+                "connections": len(net.peer_info()) if net else 0, "networkactive": net is not None,
+                "syncing": net.syncing if net else False, "uptime": int(time.time() - node.started)}
+
+    def network():
+        if node.network is None:
+            raise RpcError(E.MISC_ERROR, "networking is off (--no-p2p)")
+        return node.network
+
+    @reg.method(params=[Param("node", {"type": "string", "minLength": 1, "maxLength": 512},
+                              description="Peer multiaddr ending in /p2p/<peer id>."),
+                        Param("command", {"type": "string", "enum": ["add", "remove", "onetry"]},
+                              description="add: keep connected; remove: stop; onetry: dial once.")],
+                errors=[E.MISC_ERROR, E.INVALID_PARAMETER])
+    async def addnode(node: str, command: str):
+        """Connect to a peer (and keep the connection), stop doing so, or dial once."""
+        try:
+            await network().addnode(node, command)  # `node` is the multiaddr here (Bitcoin's name)
+        except Exception as e:  # noqa: BLE001 - dial errors of every kind become one RPC error
+            raise RpcError(E.MISC_ERROR, f"addnode {node}: {e}") from None
+        return None
+
+    @reg.method(params=[Param("peer_id", {"type": "string", "minLength": 1, "maxLength": 128}),
+                        Param("command", {"type": "string", "enum": ["add", "remove"]}),
+                        Param("bantime", {"type": "integer", "minimum": 1, "maximum": 10 * 365 * 86400},
+                              required=False, description="Seconds (default 24 hours).")],
+                errors=[E.MISC_ERROR])
+    async def setban(peer_id: str, command: str, bantime: int | None = None):
+        """Ban a peer (and disconnect it) or lift its ban; bans survive restarts."""
+        await network().setban(peer_id, command, bantime, "setban RPC")
+        return None
+
+    @reg.method(result={"type": "array"})
+    async def listbanned() -> list:
+        """Banned peers with the reason and when the ban ends."""
+        return network().listbanned()
 
     @reg.method(result={"type": "string"})
     async def stop() -> str:

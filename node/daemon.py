@@ -30,8 +30,8 @@ async def run(config: NodeConfig) -> int:
             "rpc": node.rpc.url, "ws": node.rpc.ws_url, "height": node.chain.height,
             "mining": node.miner.running, "miner_address": node.encode_address(node.miner.address),
             "backend": node.miner.backend.name,
-            "p2p": node.network.listen_addrs if node.network is not None else [],
-            "peer_id": node.network.peer_id if node.network is not None else None,
+            "p2p": node.network.host.listen_addrs if node.network is not None else [],
+            "peer_id": node.network.host.peer_id if node.network is not None else None,
         }
         print(json.dumps(ready), flush=True)
         log.info("pouwd ready: %s network, RPC %s", config.network, node.rpc.url)

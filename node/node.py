@@ -83,6 +83,8 @@ class Node:
         self.metrics.set_jobs(self.jobs.counts())
         self.metrics.set_tip_time_source(lambda: self.chain.tip.time)
         self.bind_loop()
+        if not self.config.no_p2p:
+            await self._start_p2p()
         await self._start_rpc()
         if self.config.mine:
             self.miner.start()
@@ -104,6 +106,23 @@ class Node:
         await self.rpc.start()
         self.add_listener(self.rpc.publish)
 
+    async def _start_p2p(self) -> None:
+        from p2p.host import P2PHost
+        from p2p.scoring import ScoreBook
+
+        from .config import p2p_seed_from_text
+        from .netglue import NodeChainAccess, install_hooks
+        from .sync import PeerNetwork
+
+        c = self.config
+        seed = p2p_seed_from_text(c.p2p_key_seed) if c.p2p_key_seed else None
+        host = P2PHost(key_dir=self.datadir, seed=seed, listen=[f"/ip4/{c.p2p_bind}/tcp/{c.p2p_port}"])
+        self.network = PeerNetwork(host, NodeChainAccess(self), chain_id=self.params.chain_id,
+                                   genesis_id=self.chain.genesis_id, scoring=ScoreBook(self.datadir),
+                                   bootstrap=[*c.bootstrap, *c.connect])
+        await self.network.start()
+        install_hooks(self)
+
     def request_stop(self) -> None:
         """Ask the daemon to shut down (the ``stop`` RPC, signals)."""
         self.stopping.set()
@@ -111,11 +130,17 @@ class Node:
     async def announce_job(self, job: Job) -> None:
         """Tell peers about a new job (a no-op without networking)."""
         if self.network is not None:
-            await self.network.announce_job_record(job)
+            from .netglue import job_announcement
+
+            await self.network.announce_job(job_announcement(job))
 
     async def __aexit__(self, *exc) -> None:
+        if self.miner is not None:
+            await self.miner.stop()
         if self.rpc is not None:
             await self.rpc.stop()
+        if self.network is not None:
+            await self.network.stop()
         if self.miner is not None:
             await self.miner.__aexit__(*exc)
         loop = asyncio.get_running_loop()

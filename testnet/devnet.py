@@ -5,7 +5,7 @@
     pouw-devnet status [--datadir .devnet]
     pouw-devnet down [--datadir .devnet]
 
-``up`` starts node 0, then the others bootstrapping from it (all peered), the
+``up`` starts node 0, then the others, each dialing every earlier node (all peered), the
 first ``--miners`` of them mining on the CPU; waits until every node has the
 same height above zero; prints a table (node, RPC URL, P2P address, height),
 the funded devnet key and mnemonic, and three commands to copy and paste. In
@@ -205,7 +205,7 @@ def print_summary(nodes: list[NodeInfo], root: Path, network: str) -> None:
     wallet = (f"{bin_dir}/pouw-wallet --wallet-dir {wallets} --wallet devkey --passphrase-file {pass_file} "
               f"--rpc-url {nodes[0].rpc}")
     other = encode_address(devnet_keypairs(2)[1].address, params.hrp)
-    print(f"\nFunded devnet key (account 0 of the public test mnemonic; devnet coins are worthless):")
+    print("\nFunded devnet key (account 0 of the public test mnemonic; devnet coins are worthless):")
     print(f"  address   {address}")
     print(f"  mnemonic  {DEVNET_MNEMONIC}")
     print(f"  private   {key.private_key.hex()}")
@@ -235,10 +235,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     nodes: list[NodeInfo] = []
     try:
-        first = start_node(0, root, args, [])
-        nodes.append(first)
-        for i in range(1, args.nodes):
-            nodes.append(start_node(i, root, args, first.p2p[:1]))
+        for i in range(args.nodes):  # each node dials every earlier one: a full mesh
+            nodes.append(start_node(i, root, args, [n.p2p[0] for n in nodes if n.p2p]))
         state.write_text(json.dumps([asdict(n) for n in nodes], indent=2))
         print(f"started {len(nodes)} nodes; waiting for blocks to flow ...", flush=True)
         deadline = time.monotonic() + args.wait

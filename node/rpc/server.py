@@ -553,7 +553,7 @@ class RpcServer:
             raise ValueError(f"unknown topic {topic!r}; the server knows {sorted(self._subs)}")
         if not subs:
             return 0
-        head = f'{{"jsonrpc":"2.0","method":"subscription","params":{{"subscription":"'
+        head = '{"jsonrpc":"2.0","method":"subscription","params":{"subscription":"'
         tail = f'","topic":{dumps(topic)},"result":{dumps(payload)}}}}}'
         matcher = self._matchers[topic]
         sent = 0

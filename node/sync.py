@@ -1,0 +1,809 @@
+"""The node's networking service: gossip, status handshakes, headers-first sync, blobs, bans.
+
+``PeerNetwork`` sits between a ``P2PHost`` (bytes, peers, topics; ``p2p.host``)
+and the node's chain (``ChainAccess``, below). It is asyncio only: libp2p and
+trio stay inside ``p2p``.
+
+What travels (byte layouts in ``p2p.protocol``):
+
+- Gossip. A block is forwarded only after ``ChainAccess.submit_block``
+  accepted it (the topic handler runs before forwarding); a peer that sends an
+  invalid block or certificate is banned. A block whose parent is unknown is
+  not forwarded; it is kept (bounded) and the sender becomes a sync candidate;
+  once the parent arrives the block is submitted or re-announced. Transactions
+  travel in batches (``announce_txs`` collects them for a few milliseconds);
+  a batch is forwarded as is when every transaction in it was accepted,
+  otherwise the accepted ones are re-announced in our own batch. Jobs are
+  small announcements; the matrices are fetched with ``fetch_blob``.
+- Status. On every new connection both sides exchange a ``Status`` (chain id,
+  genesis, tip, height, work). Another chain or genesis: ban and disconnect.
+  Statuses are polled every ``status_interval`` seconds.
+- Sync, headers first, with the peer that claims the most work (more than
+  ours): ask for headers after our block locator (pages of up to 2000), check
+  they link, fetch the bodies we lack by id from several peers in parallel
+  (pages under 4 MiB, re-asked for the rest), and submit them in order. Forks
+  need nothing special: the locator finds the fork point, the chain stores the
+  other branch and reorganises when it carries more work. Sync re-runs when a
+  peer shows more work than ours (handshake, status poll, an orphan block),
+  e.g. when a partition heals.
+
+Peer faults cost score (``p2p.scoring``): malformed bytes, wrong answers,
+timeouts, invalid transactions; an invalid block or a wrong chain bans at once.
+Transient failures (the chain could not take a block now) cost nothing.
+
+Data we announce ourselves goes through ``announce_*``; data that arrived by
+gossip is forwarded by the topic handlers, so callers must not announce it again.
+The ``peer`` passed to ``ChainAccess.submit_*`` is the base58 id of the peer the
+data came from (``"orphan-pool"`` for a held orphan resubmitted once its parent
+arrived), which tells a node's hooks not to re-announce it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from consensus.codec import decode_header
+from consensus.errors import ConsensusError, DecodeError, PeerFault
+from p2p.errors import P2PDecodeError, P2PError, PeerRefused
+from p2p.protocol import (
+    MAX_HEADERS,
+    MAX_IDS,
+    MAX_LOCATOR,
+    BlockAnnouncement,
+    JobAnnouncement,
+    Status,
+    decode_blob_request,
+    decode_blocks_request,
+    decode_headers_request,
+    decode_tx_batch,
+    encode_blob_page,
+    encode_blocks_page,
+    encode_headers_response,
+    encode_tx_batch,
+    protocol_ids,
+    split_tx_batches,
+)
+from p2p.requests import PeerRequester
+from p2p.scoring import BanEntry, Offence, ScoreBook
+from p2p.types import PeerInfo, Verdict
+from pouw.constants import HEADER_SIZE
+from pouw.header import compute_block_id
+
+if TYPE_CHECKING:
+    from p2p.host import P2PHost
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+ORPHAN = "orphan"
+REJECTED = "rejected"
+MAX_PENDING_ORPHAN_BYTES = 32 << 20
+"""Memory for gossiped blocks whose parent is unknown yet (oldest dropped first)."""
+
+
+class ChainAccess(Protocol):
+    """What ``PeerNetwork`` needs from the node (the ``Node`` implements it).
+
+    Every method is called on the event loop's thread. The plain methods are
+    called for each request and gossip message, so they must be quick reads.
+    """
+
+    def status(self) -> tuple[bytes, int, int]:
+        """``(tip id, height, cumulative work)`` of the main chain."""
+        ...
+
+    def locator(self) -> list[bytes]:
+        """Block locator of the main chain: ids newest first, exponentially spaced, genesis last."""
+        ...
+
+    def headers_after(self, locator: list[bytes], max_count: int) -> list[bytes]:
+        """Encoded headers (212 bytes each) of the main-chain blocks after the newest locator
+        entry that is on our main chain (after genesis if none is), oldest first, at most ``max_count``."""
+        ...
+
+    def has_block(self, block_id: bytes) -> bool:
+        """Whether the block is stored (main chain or side branch; orphans do not count)."""
+        ...
+
+    def get_block_bytes(self, block_id: bytes) -> bytes | None:
+        """The encoded block, or ``None`` if unknown."""
+        ...
+
+    def get_blob(self, digest_hex: str) -> bytes | None:
+        """A stored blob (job matrix or product), or ``None``."""
+        ...
+
+    async def submit_block(self, block: bytes, peer: str) -> str:
+        """``"accepted"`` (connected or stored as a side branch), ``"duplicate"`` or ``"orphan"``.
+
+        Raises ``consensus.errors.PeerFault`` when the block is invalid (the peer is
+        penalised) and any other exception when it cannot be taken now (no penalty).
+        """
+        ...
+
+    async def submit_txs(self, txs: list[bytes], peer: str) -> list[str]:
+        """Per transaction: ``"accepted"``, ``"duplicate"`` or ``"rejected: <reason>"`` (a peer fault)."""
+        ...
+
+    async def on_job_announcement(self, data: bytes, peer: str) -> None:
+        """A job announcement (``p2p.protocol.JobAnnouncement`` bytes, already decoded once) from ``peer``.
+
+        Raise ``PeerFault`` for an announcement that is wrong (penalised, not forwarded);
+        any other exception is transient (not forwarded, no penalty).
+        """
+        ...
+
+
+@dataclass
+class PeerState:
+    """What we know about one connected peer."""
+
+    peer_id: str
+    direction: str
+    connected_since: float
+    status: Status | None = None
+    status_time: float = 0.0
+    sync_hint: bool = False
+    """Sent us a block we could not place (unknown parent): sync from it."""
+    tried_work: int = -1
+    """Work of this peer's status when a sync from it last made no progress (do not retry that)."""
+
+
+@dataclass
+class NetworkStats:
+    """Counters for metrics and tests."""
+
+    blocks_received: int = 0
+    blocks_accepted: int = 0
+    blocks_synced: int = 0
+    txs_received: int = 0
+    txs_accepted: int = 0
+    syncs: int = 0
+    published: dict[str, int] = field(default_factory=dict)
+
+
+class _SyncAbort(Exception):
+    """Stop syncing from this peer (the reason is logged where it is raised)."""
+
+
+class PeerNetwork:
+    """The node's peer-to-peer service; ``async with PeerNetwork(host, chain, ...) as net: ...``.
+
+    Entering registers the topics and protocols on ``host``, makes
+    ``scoring.is_banned`` the host's connection gater, starts the host if it is
+    not running (and then stops it on exit), dials the ``bootstrap`` peers and
+    keeps them connected, and starts the sync, status-poll and tx-batch tasks.
+    """
+
+    def __init__(
+        self,
+        host: P2PHost,
+        chain: ChainAccess,
+        *,
+        chain_id: int,
+        genesis_id: bytes,
+        scoring: ScoreBook,
+        bootstrap: Sequence[str] = (),
+        status_interval: float = 15.0,
+        request_timeout: float = 10.0,
+        tx_batch_delay: float = 0.005,
+        headers_per_page: int = MAX_HEADERS,
+        body_chunk: int = 128,
+        parallel_fetches: int = 4,
+        max_pending_orphans: int = 256,
+        max_blob_bytes: int = 256 << 20,
+        ban_grace: float = 0.25,
+    ) -> None:
+        self.host = host
+        self.chain = chain
+        self.chain_id = chain_id
+        self.genesis_id = bytes(genesis_id)
+        self.scoring = scoring
+        self.ids = protocol_ids(chain_id)
+        self.bootstrap = list(bootstrap)
+        self.status_interval = status_interval
+        self.request_timeout = request_timeout
+        self.tx_batch_delay = tx_batch_delay
+        self.headers_per_page = min(headers_per_page, MAX_HEADERS)
+        self.body_chunk = min(body_chunk, MAX_IDS)
+        self.parallel_fetches = parallel_fetches
+        self.ban_grace = ban_grace
+        self.requests = PeerRequester(host, self.ids, scoring, timeout=request_timeout,
+                                      max_blob_bytes=max_blob_bytes)
+        self.stats = NetworkStats()
+        self._peers: dict[str, PeerState] = {}
+        self._pending_orphans: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()  # id -> (parent, block)
+        self._max_pending_orphans = max_pending_orphans
+        self._pending_orphan_bytes = 0
+        self._persistent: dict[str, asyncio.Task] = {}
+        self._disconnected: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._sync_wanted = asyncio.Event()
+        self._sync_idle = asyncio.Event()
+        self._sync_idle.set()
+        self._tx_pending: list[bytes] = []
+        self._tx_wakeup = asyncio.Event()
+        self._tx_idle = asyncio.Event()
+        self._tx_idle.set()
+        self._blob_cache: tuple[str, bytes] = ("", b"")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._owns_host = False
+        self._running = False
+        self._ban_listener_added = False
+        self._register()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        host, ids = self.host, self.ids
+        host.set_gater(self.scoring.is_banned)
+        host.subscribe(ids.blocks, self._on_block_gossip)
+        host.subscribe(ids.txs, self._on_tx_gossip)
+        host.subscribe(ids.jobs, self._on_job_gossip)
+        host.set_request_handler(ids.status, self._serve_status)
+        host.set_request_handler(ids.headers, self._serve_headers)
+        host.set_request_handler(ids.blocks_by_id, self._serve_blocks)
+        host.set_request_handler(ids.blob, self._serve_blob)
+        host.on_peer_connected(self._on_peer_connected)
+        host.on_peer_disconnected(self._on_peer_disconnected)
+
+    async def __aenter__(self) -> PeerNetwork:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        if not self._ban_listener_added:
+            self.scoring.on_ban(self._on_ban_any_thread)
+            self._ban_listener_added = True
+        if not self.host.running:
+            await self.host.start()
+            self._owns_host = True
+        self._running = True
+        self._spawn(self._sync_loop(), "sync")
+        self._spawn(self._status_loop(), "status poll")
+        self._spawn(self._tx_flusher(), "tx batcher")
+        for maddr in self.bootstrap:
+            await self.addnode(maddr, "add")
+        for info in self.host.peers():  # peers that connected before we started
+            self._on_peer_connected(info)
+
+    async def stop(self) -> None:
+        self._running = False
+        tasks = set(self._tasks) | set(self._persistent.values())
+        for _ in range(3):  # a cancellation can be swallowed on 3.11 (see p2p.bridge.TrioThread.run)
+            for task in tasks:
+                task.cancel()
+            _, tasks = await asyncio.wait(tasks, timeout=2.0) if tasks else (set(), set())
+            if not tasks:
+                break
+        if tasks:
+            log.error("%d p2p tasks ignored cancellation", len(tasks))
+        self._persistent.clear()
+        if self._owns_host:
+            await self.host.stop()
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("p2p task %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    # --- peers ---------------------------------------------------------------------------------
+
+    def _on_peer_connected(self, info: PeerInfo) -> None:
+        if info.peer_id not in self._peers:
+            self._peers[info.peer_id] = PeerState(info.peer_id, info.direction, info.connected_since)
+        if self._running:
+            self._spawn(self._handshake(info.peer_id), f"handshake {info.peer_id}")
+
+    def _on_peer_disconnected(self, info: PeerInfo) -> None:
+        self._peers.pop(info.peer_id, None)
+        event = self._disconnected.get(info.peer_id)
+        if event is not None:
+            event.set()
+
+    def _state(self, peer: str) -> PeerState:
+        state = self._peers.get(peer)
+        if state is None:
+            state = self._peers[peer] = PeerState(peer, "inbound", time.time())
+        return state
+
+    def _punish(self, peer: str, offence: Offence, detail: str = "") -> bool:
+        return self.requests.punish(peer, offence, detail)
+
+    def _on_ban_any_thread(self, entry: BanEntry) -> None:
+        loop = self._loop
+        if loop is None or not self._running:
+            return
+        try:
+            loop.call_soon_threadsafe(self._on_ban, entry)
+        except RuntimeError:
+            pass
+
+    def _on_ban(self, entry: BanEntry) -> None:
+        if self.host.is_connected(entry.peer_id) and self._running:
+            self._spawn(self._disconnect_banned(entry.peer_id), f"disconnect {entry.peer_id}")
+
+    async def _disconnect_banned(self, peer: str) -> None:
+        # The gater already refuses the peer's new requests and gossip; the grace
+        # lets answers in flight (our status, telling it why) reach it first.
+        await asyncio.sleep(self.ban_grace)
+        if self.scoring.is_banned(peer):  # not lifted meanwhile
+            await self.host.disconnect(peer)
+
+    def our_status(self) -> Status:
+        tip, height, work = self.chain.status()
+        return Status(self.chain_id, self.genesis_id, tip, height, work)
+
+    def _record_status(self, peer: str, status: Status) -> bool:
+        """Remember a peer's status; ban it if it is on another chain. True if it is usable."""
+        if status.chain_id != self.chain_id or status.genesis_id != self.genesis_id:
+            self._punish(peer, Offence.WRONG_CHAIN,
+                         f"chain {status.chain_id} genesis {status.genesis_id.hex()[:16]}, "
+                         f"ours {self.chain_id} {self.genesis_id.hex()[:16]}")
+            return False
+        state = self._state(peer)
+        state.status, state.status_time = status, time.time()
+        if status.work > self.chain.status()[2] and status.work != state.tried_work:
+            self._sync_wanted.set()
+        return True
+
+    async def _handshake(self, peer: str) -> None:
+        status = await self.requests.status(peer, self.our_status())
+        if status is not None:
+            self._record_status(peer, status)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval)
+            await self.poll_status()
+
+    async def poll_status(self) -> None:
+        """Ask every connected peer for its status now."""
+        await asyncio.gather(*(self._handshake(p) for p in list(self._peers)), return_exceptions=True)
+
+    async def connect(self, maddr: str) -> str:
+        """Dial a peer once (``addnode <addr> onetry``); return its peer id."""
+        return await self.host.connect(maddr)
+
+    async def addnode(self, maddr: str, command: str = "add") -> str | None:
+        """``add``: keep connected to ``maddr`` (redial with back-off); ``remove``: stop; ``onetry``: dial once."""
+        if command == "onetry":
+            return await self.connect(maddr)
+        if command == "remove":
+            task = self._persistent.pop(maddr, None)
+            if task is not None:
+                task.cancel()
+            return None
+        if command != "add":
+            raise ValueError(f"addnode command must be add, remove or onetry, found {command!r}")
+        if maddr not in self._persistent:
+            self._persistent[maddr] = asyncio.ensure_future(self._keep_connected(maddr))
+        return None
+
+    async def _keep_connected(self, maddr: str) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                peer = await self.host.connect(maddr)
+            except PeerRefused as e:
+                log.info("addnode %s refused: %s", maddr, e)
+                backoff = 60.0
+            except P2PError as e:
+                log.info("addnode %s: %s", maddr, e)
+                backoff = min(backoff * 2, 30.0)
+            else:
+                backoff = 0.5
+                event = self._disconnected[peer] = asyncio.Event()
+                if self.host.is_connected(peer):
+                    await event.wait()
+            await asyncio.sleep(backoff)
+
+    def peer_info(self) -> list[dict]:
+        """One entry per connected peer (``getpeerinfo``)."""
+        now = time.time()
+        out = []
+        for info in self.host.peers():
+            state = self._peers.get(info.peer_id)
+            status = state.status if state else None
+            out.append({
+                "id": info.peer_id,
+                "addrs": list(info.addrs),
+                "direction": info.direction,
+                "score": round(self.scoring.score(info.peer_id), 2),
+                "height": status.height if status else None,
+                "tip": status.tip_id.hex() if status else None,
+                "chainwork": f"{status.work:064x}" if status else None,
+                "connected_since": info.connected_since,
+                "conntime": round(now - info.connected_since, 3),
+            })
+        return out
+
+    async def setban(self, peer_id: str, command: str = "add", seconds: float | None = None,
+                     reason: str = "manual") -> None:
+        """``add``: ban (and disconnect) ``peer_id``; ``remove``: lift its ban."""
+        if command == "add":
+            self.scoring.ban(peer_id, seconds, reason)
+            await self.host.disconnect(peer_id)
+        elif command == "remove":
+            self.scoring.unban(peer_id)
+        else:
+            raise ValueError(f"setban command must be add or remove, found {command!r}")
+
+    def listbanned(self) -> list[dict]:
+        return [e.to_json() for e in self.scoring.list_banned()]
+
+    # --- announcing ----------------------------------------------------------------------------
+
+    async def _publish(self, topic: str, payload: bytes) -> bool:
+        try:
+            await self.host.publish(topic, payload)
+        except P2PError as e:
+            log.warning("could not publish on %s: %s", topic, e)
+            return False
+        self.stats.published[topic] = self.stats.published.get(topic, 0) + 1
+        return True
+
+    async def announce_block(self, block: bytes) -> bool:
+        """Gossip a block we accepted (the whole block, or its header if it is too big to gossip)."""
+        return await self._publish(self.ids.blocks, BlockAnnouncement.for_block(block).encode())
+
+    async def announce_txs(self, txs: Iterable[bytes]) -> None:
+        """Queue transactions for gossip; they go out in batches a few milliseconds later."""
+        txs = [bytes(t) for t in txs]
+        if not txs:
+            return
+        self._tx_pending.extend(txs)
+        self._tx_idle.clear()
+        self._tx_wakeup.set()
+
+    async def flush_txs(self, timeout: float = 30.0) -> None:
+        """Wait until every queued transaction has been published."""
+        await asyncio.wait_for(self._tx_idle.wait(), timeout)
+
+    async def _tx_flusher(self) -> None:
+        while True:
+            await self._tx_wakeup.wait()
+            await asyncio.sleep(self.tx_batch_delay)  # collect a burst into few messages
+            self._tx_wakeup.clear()
+            pending, self._tx_pending = self._tx_pending, []
+            for batch in split_tx_batches(pending):
+                await self._publish(self.ids.txs, encode_tx_batch(batch))
+            if not self._tx_pending:
+                self._tx_idle.set()
+
+    async def announce_job(self, data: bytes) -> bool:
+        """Gossip a job announcement (``p2p.protocol.JobAnnouncement`` bytes)."""
+        JobAnnouncement.decode(data)  # a local caller's bug should not reach the wire
+        return await self._publish(self.ids.jobs, bytes(data))
+
+    # --- gossip handlers -----------------------------------------------------------------------
+
+    async def _on_block_gossip(self, peer: str, data: bytes) -> Verdict:
+        self.stats.blocks_received += 1
+        try:
+            ann = BlockAnnouncement.decode(data)
+        except P2PDecodeError as e:
+            self._punish(peer, Offence.MALFORMED, str(e))
+            return Verdict.REJECT
+        block_id = compute_block_id(ann.header)
+        if self.chain.has_block(block_id):
+            self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
+            return Verdict.IGNORE
+        block = ann.data
+        if not ann.full:
+            got = await self.requests.blocks([block_id], [peer])
+            if block_id not in got:
+                return Verdict.IGNORE
+            block = got[block_id][0]
+        return await self._submit_gossip_block(peer, block_id, block)
+
+    async def _submit_gossip_block(self, peer: str, block_id: bytes, block: bytes) -> Verdict:
+        try:
+            result = await self.chain.submit_block(block, peer)
+        except PeerFault as e:
+            self._punish(peer, Offence.INVALID_BLOCK, f"block {block_id.hex()[:16]}: {e}")
+            return Verdict.REJECT
+        except Exception as e:  # noqa: BLE001 - transient: the chain could not take it now
+            log.info("block %s from %s not taken now: %s", block_id.hex()[:16], peer, e)
+            return Verdict.IGNORE
+        if result == ACCEPTED:
+            self.stats.blocks_accepted += 1
+            self._after_accept(block_id)
+            return Verdict.ACCEPT
+        if result == ORPHAN:
+            self._remember_orphan(block_id, block)
+            state = self._peers.get(peer)
+            if state is not None:
+                state.sync_hint = True
+                self._sync_wanted.set()
+        return Verdict.IGNORE
+
+    def _remember_orphan(self, block_id: bytes, block: bytes) -> None:
+        try:
+            parent = decode_header(block[:HEADER_SIZE]).pre.prev_id
+        except DecodeError:
+            return
+        if block_id in self._pending_orphans:
+            return
+        self._pending_orphans[block_id] = (parent, bytes(block))
+        self._pending_orphan_bytes += len(block)
+        while (len(self._pending_orphans) > self._max_pending_orphans
+               or self._pending_orphan_bytes > MAX_PENDING_ORPHAN_BYTES):
+            _, (_, old) = self._pending_orphans.popitem(last=False)
+            self._pending_orphan_bytes -= len(old)
+
+    def _after_accept(self, block_id: bytes) -> None:
+        """A block arrived: orphans waiting for it are submitted (or, if the chain took them, re-announced)."""
+        if not self._pending_orphans:
+            return
+        children = [(cid, raw) for cid, (parent, raw) in self._pending_orphans.items() if parent == block_id]
+        for cid, raw in children:
+            del self._pending_orphans[cid]
+            self._pending_orphan_bytes -= len(raw)
+            self._spawn(self._adopt_orphan(cid, raw), "orphan")
+
+    async def _adopt_orphan(self, block_id: bytes, block: bytes) -> None:
+        if not self.chain.has_block(block_id):
+            try:
+                result = await self.chain.submit_block(block, "orphan-pool")
+            except ConsensusError as e:
+                log.info("orphan %s turned out invalid: %s", block_id.hex()[:16], e)
+                return
+            except Exception as e:  # noqa: BLE001 - transient
+                log.info("orphan %s not taken: %s", block_id.hex()[:16], e)
+                return
+            if result != ACCEPTED and not self.chain.has_block(block_id):
+                return
+        self._after_accept(block_id)
+        # Peers downstream never saw it (we did not forward it): forward it now.
+        await self.announce_block(block)
+
+    async def _on_tx_gossip(self, peer: str, data: bytes) -> Verdict:
+        try:
+            txs = decode_tx_batch(data)
+        except P2PDecodeError as e:
+            self._punish(peer, Offence.MALFORMED, str(e))
+            return Verdict.REJECT
+        self.stats.txs_received += len(txs)
+        try:
+            results = await self.chain.submit_txs(txs, peer)
+        except Exception as e:  # noqa: BLE001 - transient
+            log.info("tx batch from %s not taken: %s", peer, e)
+            return Verdict.IGNORE
+        accepted = [t for t, r in zip(txs, results) if r == ACCEPTED]
+        rejected = [r for r in results if r.startswith(REJECTED)]
+        self.stats.txs_accepted += len(accepted)
+        for reason in rejected:
+            if self.scoring.penalise(peer, Offence.INVALID_TX, reason):
+                break
+        if accepted and not rejected:
+            return Verdict.ACCEPT
+        if accepted:
+            await self.announce_txs(accepted)
+        elif not rejected:
+            self._punish(peer, Offence.USELESS, "a batch of transactions we have")
+        return Verdict.REJECT if rejected else Verdict.IGNORE
+
+    async def _on_job_gossip(self, peer: str, data: bytes) -> Verdict:
+        try:
+            JobAnnouncement.decode(data)
+        except P2PDecodeError as e:
+            self._punish(peer, Offence.MALFORMED, str(e))
+            return Verdict.REJECT
+        try:
+            await self.chain.on_job_announcement(data, peer)
+        except PeerFault as e:
+            self._punish(peer, Offence.MALFORMED, f"job announcement: {e}")
+            return Verdict.REJECT
+        except Exception as e:  # noqa: BLE001 - transient
+            log.info("job announcement from %s not taken: %s", peer, e)
+            return Verdict.IGNORE
+        return Verdict.ACCEPT
+
+    # --- serving requests ----------------------------------------------------------------------
+
+    def _decode_request(self, peer: str, decode: Callable, data: bytes):
+        try:
+            return decode(data)
+        except P2PDecodeError as e:
+            self._punish(peer, Offence.MALFORMED, str(e))
+            raise
+
+    async def _serve_status(self, peer: str, data: bytes) -> bytes:
+        theirs = self._decode_request(peer, Status.decode, data)
+        self._record_status(peer, theirs)
+        return self.our_status().encode()
+
+    async def _serve_headers(self, peer: str, data: bytes) -> bytes:
+        locator, max_count = self._decode_request(peer, decode_headers_request, data)
+        headers = self.chain.headers_after(locator, min(max_count, MAX_HEADERS))
+        return encode_headers_response(headers[:max_count])
+
+    async def _serve_blocks(self, peer: str, data: bytes) -> bytes:
+        ids = self._decode_request(peer, decode_blocks_request, data)
+        return encode_blocks_page(ids, self.chain.get_block_bytes)
+
+    async def _serve_blob(self, peer: str, data: bytes) -> bytes:
+        digest, offset = self._decode_request(peer, decode_blob_request, data)
+        name = digest.hex()
+        blob = self._blob_cache[1] if self._blob_cache[0] == name else self.chain.get_blob(name)
+        if blob is not None:
+            self._blob_cache = (name, blob)  # a big blob is served in several pages
+        return encode_blob_page(blob, offset)
+
+    async def fetch_blob(self, digest_hex: str, *, peers: Sequence[str] | None = None) -> bytes | None:
+        """A blob (job matrix) from whichever peer has it, checked against its hash; ``None`` if none has it."""
+        digest = bytes.fromhex(digest_hex)
+        if len(digest) != 32:
+            raise ValueError(f"a blob hash is 32 bytes, found {len(digest)}")
+        for peer in list(peers) if peers is not None else list(self._peers):
+            blob = await self.requests.blob(peer, digest)
+            if blob is not None:
+                return blob
+        return None
+
+    # --- sync ----------------------------------------------------------------------------------
+
+    @property
+    def syncing(self) -> bool:
+        return not self._sync_idle.is_set()
+
+    def request_sync(self) -> None:
+        """Look for a peer with more work now (normally triggered by statuses and orphans)."""
+        self._sync_wanted.set()
+
+    def _sync_candidate(self) -> PeerState | None:
+        our_work = self.chain.status()[2]
+        best: PeerState | None = None
+        for state in self._peers.values():
+            st = state.status
+            if st is None:
+                continue
+            wanted = state.sync_hint or (st.work > our_work and st.work != state.tried_work)
+            if wanted and (best is None or st.work > best.status.work):  # type: ignore[union-attr]
+                best = state
+        return best
+
+    async def _sync_loop(self) -> None:
+        while True:
+            await self._sync_wanted.wait()
+            self._sync_wanted.clear()
+            self._sync_idle.clear()
+            try:
+                while (state := self._sync_candidate()) is not None:
+                    peer = state.peer_id
+                    state.sync_hint = False
+                    claimed = state.status.work if state.status else 0
+                    self.stats.syncs += 1
+                    try:
+                        progressed = await self._sync_from(peer)
+                    except _SyncAbort as e:
+                        log.info("sync from %s stopped: %s", peer, e)
+                        progressed = False
+                    except Exception:  # noqa: BLE001 - the sync loop must outlive one bad round
+                        log.exception("sync from %s failed", peer)
+                        progressed = False
+                    if not progressed and peer in self._peers:
+                        self._peers[peer].tried_work = claimed
+                    if progressed:
+                        await self._announce_tip()
+                    if peer in self._peers:
+                        await self._handshake(peer)  # their status may have moved on meanwhile
+            finally:
+                self._sync_idle.set()
+
+    async def _announce_tip(self) -> None:
+        # Blocks that came by sync were never gossiped to us, so our other peers may
+        # lack them (a healed partition): announcing the new tip lets them find out
+        # (they hold it as an orphan and sync from us). Peers that have it drop it.
+        tip = self.chain.get_block_bytes(self.chain.status()[0])
+        if tip is not None:
+            await self.announce_block(tip)
+
+    def _body_sources(self, peer: str) -> list[str]:
+        """Peers to spread body requests over: the sync peer and others about as far along."""
+        lead = self._peers.get(peer)
+        lead_work = lead.status.work if lead and lead.status else 0
+        others = [p for p, s in self._peers.items()
+                  if p != peer and s.status is not None and s.status.work >= lead_work]
+        return [peer, *others]
+
+    async def _sync_from(self, peer: str) -> bool:
+        """Headers first from ``peer`` until it has nothing more; True if any block was new to us."""
+        progressed = False
+        base = self.chain.locator()[:MAX_LOCATOR]
+        locator = base
+        while peer in self._peers:
+            headers = await self.requests.headers(peer, locator, self.headers_per_page)
+            if headers is None:
+                raise _SyncAbort("no usable headers answer")
+            try:
+                parsed = [decode_header(h) for h in headers]
+            except DecodeError as e:
+                self._punish(peer, Offence.MALFORMED, str(e))
+                raise _SyncAbort("malformed headers") from e
+            if not parsed:
+                return progressed
+            ids = [h.block_id for h in parsed]
+            for prev, header in zip(ids, parsed[1:]):
+                if header.pre.prev_id != prev:
+                    self._punish(peer, Offence.BAD_RESPONSE, "headers do not link")
+                    raise _SyncAbort("unlinked headers")
+            if not self.chain.has_block(parsed[0].pre.prev_id):
+                self._punish(peer, Offence.BAD_RESPONSE, "headers do not start from our locator")
+                raise _SyncAbort("headers from an unknown parent")
+            missing = [i for i in ids if not self.chain.has_block(i)]
+            if missing:
+                progressed |= await self._fetch_and_submit(peer, missing)
+            if len(parsed) < self.headers_per_page:
+                return progressed
+            locator = [ids[-1], *base[:MAX_LOCATOR - 1]]
+        return progressed
+
+    async def _fetch_and_submit(self, peer: str, missing: list[bytes]) -> bool:
+        """Fetch ``missing`` (in chain order) from several peers at once; submit in order."""
+        sources = self._body_sources(peer)
+        chunks = [missing[i:i + self.body_chunk] for i in range(0, len(missing), self.body_chunk)]
+        window: deque[asyncio.Task] = deque()
+        next_chunk = 0
+        accepted = False
+
+        def launch() -> None:
+            nonlocal next_chunk
+            i = next_chunk
+            next_chunk += 1
+            helper = sources[i % len(sources)]
+            window.append(asyncio.ensure_future(self.requests.blocks(chunks[i], [helper, peer])))
+
+        try:
+            for chunk in chunks:
+                while next_chunk < len(chunks) and len(window) < self.parallel_fetches:
+                    launch()
+                got = await window.popleft()
+                for block_id in chunk:
+                    if block_id not in got:
+                        raise _SyncAbort(f"no peer served block {block_id.hex()[:16]}")
+                    block, src = got[block_id]
+                    try:
+                        result = await self.chain.submit_block(block, src)
+                    except PeerFault as e:
+                        self._punish(src, Offence.INVALID_BLOCK, f"block {block_id.hex()[:16]}: {e}")
+                        raise _SyncAbort(f"invalid block from {src}") from e
+                    except Exception as e:  # noqa: BLE001 - transient
+                        raise _SyncAbort(f"chain did not take block {block_id.hex()[:16]}: {e}") from e
+                    if result == ACCEPTED:
+                        accepted = True
+                        self.stats.blocks_synced += 1
+                        self._after_accept(block_id)
+                    elif result == ORPHAN:
+                        raise _SyncAbort(f"block {block_id.hex()[:16]} arrived as an orphan")
+        finally:
+            for task in window:
+                task.cancel()
+        return accepted
+
+    async def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no sync runs and no tx batch waits (tests, benchmarks)."""
+        async def idle() -> None:
+            while self._sync_wanted.is_set() or not self._sync_idle.is_set() or not self._tx_idle.is_set():
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(idle(), timeout)
