@@ -22,10 +22,8 @@ sysdeps:
 test: sysdeps $(STAMP)
 	$(PY) -m pytest -q
 
-devnet: $(STAMP)
-	@echo "make devnet arrives with the node daemon (pouwd); until then try:"
-	@echo "  $(PY) -m pouw --help"
-	@exit 1
+devnet: sysdeps $(STAMP)
+	$(VENV)/bin/pouw-devnet up $(DEVNET_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/mining.py
