@@ -13,6 +13,7 @@ survive a restart; a job found ``mining`` at start-up goes back to the queue.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
@@ -241,22 +242,43 @@ class JobService:
             job.blocks = [*(job.blocks or []), block_id.hex()]
             self._changed(job)
 
-    def finish(self, job_id: str, product: np.ndarray) -> Job:
-        """Crop the padded product, check it with Freivalds, store it; mark the job done (or failed)."""
+    def finish(self, job_id: str, product: np.ndarray, *, from_peer: bool = False) -> Job:
+        """Crop the padded product, check it with Freivalds, store it; mark the job done (or failed).
+
+        ``from_peer``: the product came from another node; one that fails the
+        check raises ``JobError`` and leaves the job as it was.
+        """
         job = self.get(job_id)
+        if from_peer and job.status not in (QUEUED, MINING):
+            return job
         m, k, n = job.shape
         c = np.ascontiguousarray(product[:m, :n], dtype=np.int32)
         a = load_matrix(self.blobs.get(job.a), "A")
         b = load_matrix(self.blobs.get(job.b), "B")
+        if c.shape != (m, n):
+            raise JobError("invalid", f"product of shape {c.shape}, the job needs {(m, n)}")
         evidence = freivalds_evidence(a, b, c, bytes.fromhex(job_id))
         if not evidence["passed"]:
+            if from_peer:
+                raise JobError("invalid", "a peer's product failed Freivalds' check")
             return self.fail(job_id, "the recovered product failed Freivalds' check")
         c_blob = self.blobs.put(encode_npy(c))
         with self._lock:
             job.status, job.finished = DONE, self.clock()
-            job.result = {"c": c_blob, "c_blake3": evidence["c_blake3"], "freivalds": evidence}
+            job.result = {"c": c_blob, "c_blake3": evidence["c_blake3"], "freivalds": evidence,
+                          "computed_by": "peer" if from_peer else "this node"}
             self._changed(job)
         return job
+
+    def finish_from_peer(self, job_id: str, npy_bytes: bytes) -> Job:
+        """A product computed elsewhere (``.npy``, int32, m x n): checked here before it counts."""
+        try:
+            c = np.load(io.BytesIO(npy_bytes), allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - whatever np.load raises on garbage
+            raise JobError("invalid", f"the peer's product is not a .npy file: {e}") from None
+        if not isinstance(c, np.ndarray) or c.dtype != np.int32 or c.ndim != 2:
+            raise JobError("invalid", "the peer's product is not a 2-D int32 matrix")
+        return self.finish(job_id, c, from_peer=True)
 
     def fail(self, job_id: str, error: str) -> Job:
         with self._lock:

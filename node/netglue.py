@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from consensus.codec import decode_block, decode_tx, encode_block, encode_tx
 from consensus.errors import BadNonce, DecodeError, InsufficientBalance, InvalidTx, PeerFault
 from consensus.types import Block, Tx
-from p2p.protocol import JobAnnouncement
+from p2p.protocol import JobAnnouncement, JobResultAnnouncement, decode_job_message
 
 from .blobs import BlobError
 from .chain import CONNECTED, DUPLICATE, ORPHAN, SIDE_BRANCH
@@ -91,20 +91,47 @@ class NodeChainAccess:
         return out
 
     async def on_job_announcement(self, data: bytes, peer: str) -> None:
-        """Fetch an announced job's matrices from the peer and queue it here (miners only)."""
-        ann = JobAnnouncement.decode(data)
+        """A job (miners fetch its matrices and queue it) or a job's result (holders of the job take it)."""
+        ann = decode_job_message(data)
         job_id = ann.job_id.hex()
+        if isinstance(ann, JobResultAnnouncement):
+            self._spawn_once(f"result {job_id}", self._take_result(ann, peer))
+            return
         node = self.node
-        if node.miner is None or not node.miner.running or job_id in self._fetching:
+        if node.miner is None or not node.miner.running:
             return
         try:
             node.jobs.get(job_id)
             return  # known already
         except JobError:
             pass
-        self._fetching.add(job_id)
-        task = asyncio.ensure_future(self._take_job(ann, peer))
-        task.add_done_callback(lambda _: self._fetching.discard(job_id))
+        self._spawn_once(job_id, self._take_job(ann, peer))
+
+    def _spawn_once(self, key: str, coro) -> None:
+        if key in self._fetching:
+            coro.close()
+            return
+        self._fetching.add(key)
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda _: self._fetching.discard(key))
+
+    async def _take_result(self, ann: JobResultAnnouncement, peer: str) -> None:
+        node = self.node
+        try:
+            job = node.jobs.get(ann.job_id.hex())
+        except JobError:
+            return  # not a job we hold
+        if job.status not in ("queued", "mining"):
+            return
+        blob = await node.network.fetch_blob(ann.blob_c.hex(), peers=[peer])
+        if blob is None:
+            log.info("job %s: peer %s did not serve its product", job.job_id[:16], peer)
+            return
+        try:
+            await node.run_work(node.jobs.finish_from_peer, job.job_id, blob)
+            log.info("job %s: product from peer %s checked and stored", job.job_id[:16], peer)
+        except JobError as e:
+            log.warning("job %s: product from peer %s refused: %s", job.job_id[:16], peer, e)
 
     async def _take_job(self, ann: JobAnnouncement, peer: str) -> None:
         node = self.node
@@ -133,6 +160,11 @@ class NodeChainAccess:
 def job_announcement(job: Job) -> bytes:
     m, k, n = job.shape
     return JobAnnouncement(bytes.fromhex(job.job_id), bytes.fromhex(job.a), bytes.fromhex(job.b), m, k, n).encode()
+
+
+def job_result_announcement(job: Job) -> bytes:
+    return JobResultAnnouncement(bytes.fromhex(job.job_id), bytes.fromhex(job.result["c"]),
+                                 bytes.fromhex(job.result["c_blake3"])).encode()
 
 
 def install_hooks(node: Node) -> None:

@@ -273,7 +273,12 @@ class Node:
         return any(True for _ in self.jobs.list("queued"))
 
     async def finish_job(self, job_id: str, product) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._work_exec, self.jobs.finish, job_id, product)
+        """Check and store the product of a job this node mined; tell peers where to fetch it."""
+        job = await asyncio.get_running_loop().run_in_executor(self._work_exec, self.jobs.finish, job_id, product)
+        if self.network is not None and job.status == "done":
+            from .netglue import job_result_announcement
+
+            await self.network.announce_job(job_result_announcement(job))
 
     async def run_work(self, fn, *args):
         """Run CPU-heavy work (matrix parsing, hashing) off the loop."""

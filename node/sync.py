@@ -56,7 +56,7 @@ from p2p.protocol import (
     MAX_IDS,
     MAX_LOCATOR,
     BlockAnnouncement,
-    JobAnnouncement,
+    decode_job_message,
     Status,
     decode_blob_request,
     decode_blocks_request,
@@ -133,7 +133,7 @@ class ChainAccess(Protocol):
         ...
 
     async def on_job_announcement(self, data: bytes, peer: str) -> None:
-        """A job announcement (``p2p.protocol.JobAnnouncement`` bytes, already decoded once) from ``peer``.
+        """A jobs-topic message (``p2p.protocol.decode_job_message`` bytes, already decoded once) from ``peer``.
 
         Raise ``PeerFault`` for an announcement that is wrong (penalised, not forwarded);
         any other exception is transient (not forwarded, no penalty).
@@ -490,8 +490,8 @@ class PeerNetwork:
                 self._tx_idle.set()
 
     async def announce_job(self, data: bytes) -> bool:
-        """Gossip a job announcement (``p2p.protocol.JobAnnouncement`` bytes)."""
-        JobAnnouncement.decode(data)  # a local caller's bug should not reach the wire
+        """Gossip a job announcement or result (``p2p.protocol.JobAnnouncement``/``JobResultAnnouncement`` bytes)."""
+        decode_job_message(data)  # a local caller's bug should not reach the wire
         return await self._publish(self.ids.jobs, bytes(data))
 
     # --- gossip handlers -----------------------------------------------------------------------
@@ -604,7 +604,7 @@ class PeerNetwork:
 
     async def _on_job_gossip(self, peer: str, data: bytes) -> Verdict:
         try:
-            JobAnnouncement.decode(data)
+            decode_job_message(data)
         except P2PDecodeError as e:
             self._punish(peer, Offence.MALFORMED, str(e))
             return Verdict.REJECT

@@ -75,6 +75,8 @@ _JOB = struct.Struct("<32s32s32sIII")
 
 STATUS_SIZE = _STATUS.size
 JOB_ANNOUNCEMENT_SIZE = _JOB.size
+_JOB_RESULT = struct.Struct("<32s32s32s")
+JOB_RESULT_SIZE = _JOB_RESULT.size
 BLOCK_FULL = 0
 BLOCK_HEADER_ONLY = 1
 
@@ -460,3 +462,36 @@ class JobAnnouncement:
         if min(job.m, job.k, job.n) < 1:
             raise P2PDecodeError(f"job announcement: empty shape {(job.m, job.k, job.n)}")
         return job
+
+
+@dataclass(frozen=True)
+class JobResultAnnouncement:
+    """A node finished a job: where to fetch its product (``blob`` protocol) and the product's hash.
+
+    Travels on the jobs topic beside ``JobAnnouncement`` (told apart by length).
+    A receiver that holds the job fetches the product, checks it with Freivalds'
+    test itself, and only then reports the job done.
+    """
+
+    job_id: bytes
+    blob_c: bytes
+    """BLAKE3 of the product's ``.npy`` bytes."""
+    c_blake3: bytes
+    """``H(C)`` of PROTOCOL.md section 9."""
+
+    def encode(self) -> bytes:
+        return _JOB_RESULT.pack(_check_id("job_id", self.job_id), _check_id("blob_c", self.blob_c),
+                                _check_id("c_blake3", self.c_blake3))
+
+    @classmethod
+    def decode(cls, data: bytes) -> JobResultAnnouncement:
+        if len(data) != JOB_RESULT_SIZE:
+            raise P2PDecodeError(f"job result: expected {JOB_RESULT_SIZE} bytes, found {len(data)}")
+        return cls(*_JOB_RESULT.unpack(bytes(data)))
+
+
+def decode_job_message(data: bytes) -> JobAnnouncement | JobResultAnnouncement:
+    """A message of the jobs topic: a job announcement or a job result."""
+    if len(data) == JOB_RESULT_SIZE:
+        return JobResultAnnouncement.decode(data)
+    return JobAnnouncement.decode(data)

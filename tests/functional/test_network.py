@@ -55,9 +55,14 @@ def test_transaction_and_job_cross_the_network(node_factory):
     b = rng.integers(-64, 64, (256, 32), dtype=np.int8)
     hashes = [json.loads(nodes[0].http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
     job_id = nodes[0].rpc("submitmatmuljob", *hashes)["job_id"]
-    # Node 0 does not mine: node 2 fetches the matrices from it, mines the job and stores the product.
+    # Node 0 does not mine: node 2 fetches the matrices from it, mines the job and announces the result;
+    # node 0 fetches the product, checks it itself, and answers its client.
     wait_until(lambda: _status(nodes[2], job_id) == "done", timeout=60, what="the miner to take the job")
-    assert np.array_equal(download_product(nodes[2], job_id), a.astype(np.int64) @ b.astype(np.int64))
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    assert np.array_equal(download_product(nodes[2], job_id), want)
+    wait_until(lambda: _status(nodes[0], job_id) == "done", timeout=60, what="the result to reach node 0")
+    assert np.array_equal(download_product(nodes[0], job_id), want)
+    assert nodes[0].rpc("getmatmulresult", job_id)["freivalds"]["passed"] is True
 
 
 def _status(node, job_id):

@@ -142,6 +142,17 @@ def test_job_announcement_vector():
         p.JobAnnouncement.decode(ID_A + ID_B + ID_C + bytes(12))  # empty shape
 
 
+def test_job_result_vector_and_topic_dispatch():
+    result = p.JobResultAnnouncement(ID_A, ID_B, ID_C)
+    raw = result.encode()
+    assert raw == ID_A + ID_B + ID_C and p.JobResultAnnouncement.decode(raw) == result
+    assert p.decode_job_message(raw) == result
+    job = p.JobAnnouncement(ID_A, ID_B, ID_C, 1, 2, 3)
+    assert p.decode_job_message(job.encode()) == job
+    with pytest.raises(P2PDecodeError):
+        p.decode_job_message(raw + b"x")
+
+
 def test_locator_is_newest_first_exponential_and_ends_at_genesis():
     ids = {h: h.to_bytes(32, "little") for h in range(1001)}
     loc = p.compute_locator(1000, ids.__getitem__)
@@ -164,6 +175,7 @@ DECODERS = [
     p.BlockAnnouncement.decode,
     p.decode_tx_batch,
     p.JobAnnouncement.decode,
+    p.decode_job_message,
 ]
 VALID = [
     p.Status(1, ID_A, ID_B, 3, 9).encode(),
@@ -176,6 +188,7 @@ VALID = [
     p.BlockAnnouncement.for_block(GENESIS_BYTES).encode(),
     p.encode_tx_batch([_tx(0), _tx(1, b"memo")]),
     p.JobAnnouncement(ID_A, ID_B, ID_C, 1, 2, 3).encode(),
+    p.JobResultAnnouncement(ID_A, ID_B, ID_C).encode(),
 ]
 
 
