@@ -1,0 +1,189 @@
+"""Soak: three peered pouwd nodes, one miner, a steady stream of transfers and jobs, for a bounded time.
+
+    .venv/bin/python bench/soak.py [--seconds 300] [--tx-rate 50] [--job-every 5] [--network devnet] [--json]
+
+Node 0 mines; transfers go to every node round-robin (one funded devnet key per
+node, so each sender's nonces stay in order on its node); a small job goes to a
+non-mining node every ``--job-every`` seconds (the miner fetches it, mines it,
+and the result comes back). At the end it waits for the mempools to drain and
+reports: transactions sent / confirmed on every node, jobs done, RPC latency
+(p50/p99 of every call the driver made), and each node's memory (RSS) at the
+start and the end. Everything runs on 127.0.0.1 and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from consensus.codec import encode_tx  # noqa: E402
+from consensus.keys import devnet_keypairs  # noqa: E402
+from consensus.networks import get_network  # noqa: E402
+from consensus.tx import make_transfer  # noqa: E402
+
+
+class Node:
+    def __init__(self, root: Path, index: int, network: str, bootstrap: list[str], mine: bool) -> None:
+        args = [sys.executable, "-m", "node.daemon", "--network", network, "--datadir", str(root / f"n{index}"),
+                "--rpc-port", "0", "--p2p-port", "0", "--log-level", "warning"]
+        for b in bootstrap:
+            args += ["--bootstrap", b]
+        if mine:
+            args.append("--mine")
+        self.log = open(root / f"n{index}.log", "wb")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if msg.get("event") == "ready":
+                self.url, self.p2p = msg["rpc"], msg["p2p"]
+                break
+        self.latencies: list[float] = []
+
+    def rpc(self, method, *params):
+        start = time.perf_counter()
+        req = urllib.request.Request(self.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
+                                                           "params": list(params)}).encode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.load(r)
+        self.latencies.append(time.perf_counter() - start)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']['message']}")
+        return answer["result"]
+
+    def put_blob(self, data: bytes) -> str:
+        req = urllib.request.Request(self.url + "blobs", data=data, method="PUT")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)["hash"]
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+def npy(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, x, allow_pickle=False)
+    return buf.getvalue()
+
+
+def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "devnet") -> dict:
+    params = get_network(network)
+    keys = devnet_keypairs(4)[1:4]  # one sender per node; key 0 is the miner's, key 9 the faucet's
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        nodes: list[Node] = []
+        try:
+            for i in range(3):
+                nodes.append(Node(root, i, network, [n.p2p[0] for n in nodes], mine=(i == 0)))
+            deadline = time.monotonic() + 60
+            while any(len(n.rpc("getpeerinfo")) < 2 for n in nodes):
+                if time.monotonic() > deadline:
+                    raise SystemExit("nodes did not peer")
+                time.sleep(0.2)
+            rss_start = [n.rss_mb() for n in nodes]
+            nonces = [nodes[i].rpc("getaccount", _addr(keys[i], params))["next_nonce"] for i in range(3)]
+            sent: list[str] = []
+            jobs: list[tuple[str, np.ndarray]] = []
+            rng = np.random.default_rng(1)
+            start = time.monotonic()
+            next_job = start
+            count = 0
+            while time.monotonic() - start < seconds:
+                i = count % 3
+                tx = make_transfer(keys[i], params.chain_id, nonces[i], b"\x33" * 20, 1, 1000)
+                nonces[i] += 1
+                sent.append(nodes[i].rpc("sendrawtransaction", encode_tx(tx).hex()))
+                count += 1
+                if time.monotonic() >= next_job:
+                    a = rng.integers(-64, 64, (32, 256), dtype=np.int8)
+                    b = rng.integers(-64, 64, (256, 32), dtype=np.int8)
+                    job = nodes[1].rpc("submitmatmuljob", nodes[1].put_blob(npy(a)), nodes[1].put_blob(npy(b)))
+                    jobs.append((job["job_id"], a.astype(np.int64) @ b.astype(np.int64)))
+                    next_job += job_every
+                pause = start + count / tx_rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+            elapsed = time.monotonic() - start
+            drain_deadline = time.monotonic() + 120
+            while time.monotonic() < drain_deadline:
+                pending = sum(n.rpc("getmempoolinfo")["size"] for n in nodes)
+                jobs_left = [j for j, _ in jobs if nodes[1].rpc("getmatmuljob", j)["status"] != "done"]
+                if pending == 0 and not jobs_left:
+                    break
+                time.sleep(0.5)
+            lost_txs = [t for t in sent if any(n.rpc("gettransaction", t)["confirmations"] < 1 for n in nodes)]
+            lost_jobs = []
+            for job_id, want in jobs:
+                res = nodes[1].rpc("getmatmulresult", job_id) if _done(nodes[1], job_id) else None
+                if res is None:
+                    lost_jobs.append(job_id)
+                    continue
+                with urllib.request.urlopen(nodes[1].url + res["download"].lstrip("/"), timeout=30) as r:
+                    c = np.load(io.BytesIO(r.read()))
+                if not np.array_equal(c, want):
+                    lost_jobs.append(job_id)
+            agree_deadline = time.monotonic() + 30  # the miner keeps going: wait for a moment of agreement
+            tips = {n.rpc("getbestblockhash") for n in nodes}
+            while len(tips) > 1 and time.monotonic() < agree_deadline:
+                time.sleep(0.05)
+                tips = {n.rpc("getbestblockhash") for n in nodes}
+            lat = sorted(x for n in nodes for x in n.latencies)
+            return {
+                "kind": "soak", "seconds": round(elapsed, 1), "tx_rate_target": tx_rate,
+                "txs_sent": len(sent), "tx_rate": round(len(sent) / elapsed, 1), "txs_lost": len(lost_txs),
+                "jobs_sent": len(jobs), "jobs_lost": len(lost_jobs),
+                "height": nodes[0].rpc("getblockcount"), "nodes_agree": len(tips) == 1,
+                "rpc_p50_ms": round(1000 * lat[len(lat) // 2], 2), "rpc_p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2),
+                "rss_start_mb": [round(x, 1) for x in rss_start], "rss_end_mb": [round(n.rss_mb(), 1) for n in nodes],
+                "verifychain_ok": all(n.rpc("verifychain")["ok"] for n in nodes),
+            }
+        finally:
+            for n in nodes:
+                n.stop()
+
+
+def _done(node: Node, job_id: str) -> bool:
+    return node.rpc("getmatmuljob", job_id)["status"] == "done"
+
+
+def _addr(key, params) -> str:
+    from consensus.address import encode_address
+
+    return encode_address(key.address, params.hrp)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--tx-rate", type=float, default=50)
+    ap.add_argument("--job-every", type=float, default=5)
+    ap.add_argument("--network", default="devnet", choices=("devnet", "regtest"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    out = run_soak(args.seconds, args.tx_rate, args.job_every, args.network)
+    print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
+    return 0 if out["txs_lost"] == 0 and out["jobs_lost"] == 0 and out["nodes_agree"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
