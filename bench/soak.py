@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,7 +130,12 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
                 if pending == 0 and not jobs_left:
                     break
                 time.sleep(0.5)
-            lost_txs = [t for t in sent if any(n.rpc("gettransaction", t)["confirmations"] < 1 for n in nodes)]
+            # Every sender's nonce on every node must account for every transfer it sent (a transfer
+            # cannot confirm without all earlier ones), and a sample is looked up by id as well.
+            lost_txs = [(i, j) for i in range(3) for j, n in enumerate(nodes)
+                        if n.rpc("getaccount", _addr(keys[i], params))["nonce"] != nonces[i]]
+            for t in sent[:: max(1, len(sent) // 100)]:
+                lost_txs += [t for n in nodes if n.rpc("gettransaction", t)["confirmations"] < 1]
             lost_jobs = []
             for job_id, want in jobs:
                 res = nodes[1].rpc("getmatmulresult", job_id) if _done(nodes[1], job_id) else None

@@ -115,6 +115,21 @@ class NodeChainAccess:
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _: self._fetching.discard(key))
 
+    async def _fetch(self, digest: str, peer: str, attempts: int = 5) -> bytes | None:
+        """A blob from the announcing peer (then any peer), retried with back-off: requests can time out under load."""
+        delay = 0.5
+        for attempt in range(attempts):
+            try:
+                blob = await self.node.network.fetch_blob(digest, peers=[peer] if attempt == 0 else None)
+            except Exception as e:  # noqa: BLE001 - p2p errors of every kind: try again
+                log.info("fetching blob %s (attempt %d): %s", digest[:16], attempt + 1, e)
+                blob = None
+            if blob is not None:
+                return blob
+            await asyncio.sleep(delay)
+            delay *= 2
+        return None
+
     async def _take_result(self, ann: JobResultAnnouncement, peer: str) -> None:
         node = self.node
         try:
@@ -123,7 +138,7 @@ class NodeChainAccess:
             return  # not a job we hold
         if job.status not in ("queued", "mining"):
             return
-        blob = await node.network.fetch_blob(ann.blob_c.hex(), peers=[peer])
+        blob = await self._fetch(ann.blob_c.hex(), peer)
         if blob is None:
             log.info("job %s: peer %s did not serve its product", job.job_id[:16], peer)
             return
@@ -139,7 +154,7 @@ class NodeChainAccess:
             hashes = []
             for digest in (ann.blob_a.hex(), ann.blob_b.hex()):
                 if not node.blobs.has(digest):
-                    blob = await node.network.fetch_blob(digest, peers=[peer])
+                    blob = await self._fetch(digest, peer)
                     if blob is None:
                         log.info("job %s: peer %s did not serve blob %s", ann.job_id.hex()[:16], peer, digest[:16])
                         return
