@@ -135,7 +135,12 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
             lost_txs = [(i, j) for i in range(3) for j, n in enumerate(nodes)
                         if n.rpc("getaccount", _addr(keys[i], params))["nonce"] != nonces[i]]
             for t in sent[:: max(1, len(sent) // 100)]:
-                lost_txs += [t for n in nodes if n.rpc("gettransaction", t)["confirmations"] < 1]
+                for n in nodes:
+                    try:
+                        if n.rpc("gettransaction", t)["confirmations"] < 1:
+                            lost_txs.append(t)
+                    except RuntimeError:  # unknown to that node
+                        lost_txs.append(t)
             lost_jobs = []
             for job_id, want in jobs:
                 res = nodes[1].rpc("getmatmulresult", job_id) if _done(nodes[1], job_id) else None

@@ -10,6 +10,9 @@
 - Limits on count and bytes; when full, the transfer with the lowest fee rate
   among the senders' last transfers (evicting it leaves no gap) makes room, or
   the newcomer is refused if it pays less than that.
+- Gossip can deliver a sender's transfers out of order. A transfer whose nonce
+  leaves a gap (up to ``MAX_GAP`` ahead) is held aside, not dropped, once its
+  signature checked, and admitted as soon as the gap closes (``add_or_hold``).
 - ``select`` picks transfers for a block by fee rate, respecting each sender's
   nonce order. ``on_tip_change`` drops what got mined, takes back transfers of
   disconnected blocks, and revalidates everything against the new state.
@@ -28,6 +31,10 @@ from consensus.types import Account, Tx
 
 DEFAULT_MAX_COUNT = 50_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_GAP = 64
+"""How far ahead of a sender's next nonce a held transfer may be."""
+MAX_HELD = 10_000
+"""Transfers held for a gap to close, across all senders (oldest dropped first)."""
 
 
 class MempoolError(Exception):
@@ -75,6 +82,8 @@ class Mempool:
         self._clock = clock or (lambda: 0.0)
         self._by_id: dict[bytes, Entry] = {}
         self._by_sender: dict[bytes, dict[int, Entry]] = {}
+        self._held: dict[bytes, dict[int, Tx]] = {}
+        self._held_count = 0
         self.bytes = 0
 
     def __len__(self) -> int:
@@ -136,6 +145,57 @@ class Mempool:
         self._make_room(entry)
         self._insert(entry)
         return entry
+
+    def add_or_hold(self, tx: Tx) -> list[Entry]:
+        """Like ``add``, but a transfer a little ahead of its sender's next nonce is held, not refused.
+
+        Returns the entries admitted: this transfer and any held ones its
+        arrival made contiguous (empty when it was held). A held transfer passed
+        the stateless checks; it is admitted (or dropped) once the gap closes.
+        """
+        try:
+            admitted = [self.add(tx)]
+        except BadNonce:
+            sender = get_sender(tx)
+            gap = tx.body.nonce - self.pending_nonce(sender)
+            if not 0 < gap <= MAX_GAP:
+                raise
+            validate_tx(tx, self.chain_id, self.max_memo)
+            held = self._held.setdefault(sender, {})
+            if tx.body.nonce not in held:
+                held[tx.body.nonce] = tx
+                self._held_count += 1
+                self._trim_held()
+            return []
+        return admitted + self._promote(admitted[0].sender)
+
+    def _promote(self, sender: bytes) -> list[Entry]:
+        out = []
+        held = self._held.get(sender)
+        while held:
+            tx = held.pop(self.pending_nonce(sender), None)
+            if tx is None:
+                break
+            self._held_count -= 1
+            try:
+                out.append(self.add(tx, verified=True))
+            except (MempoolError, InvalidTx):
+                break
+        if held is not None and not held:
+            del self._held[sender]
+        return out
+
+    def _trim_held(self) -> None:
+        while self._held_count > MAX_HELD:
+            sender = next(iter(self._held))
+            held = self._held[sender]
+            held.pop(max(held))
+            self._held_count -= 1
+            if not held:
+                del self._held[sender]
+
+    def held_count(self) -> int:
+        return self._held_count
 
     def _make_room(self, entry: Entry) -> None:
         while len(self._by_id) + 1 > self.max_count or self.bytes + entry.size > self.max_bytes:
@@ -221,4 +281,13 @@ class Mempool:
             if old is not None:
                 self._by_id[entry.tx_id] = e = Entry(entry.tx, entry.tx_id, entry.sender, entry.size, old)
                 self._by_sender[entry.sender][entry.nonce] = e
+        for sender in list(self._held):  # a block may have closed a gap, or made held ones stale
+            base = self.get_account(sender).nonce
+            held = self._held[sender]
+            for nonce in [n for n in held if n < base]:
+                del held[nonce]
+                self._held_count -= 1
+            self._promote(sender)
+            if sender in self._held and not self._held[sender]:
+                del self._held[sender]
         return dropped

@@ -19,6 +19,7 @@ from consensus.address import decode_address, encode_address
 from consensus.assemble import BlockTemplate, build_template
 from consensus.errors import ConsensusError
 from consensus.networks import NetworkParams, get_network
+from consensus.tx import compute_tx_id
 from consensus.types import Block, Tx
 from kernels.select import get_backend
 
@@ -245,15 +246,21 @@ class Node:
         self.metrics.mempool_bytes.set(self.mempool.bytes if self.mempool else 0)
 
     async def submit_tx(self, tx: Tx, source: str) -> bytes:
-        """Admit a transfer to the mempool (raises ``MempoolError``/``InvalidTx``); returns its id."""
-        entry = self.mempool.add(tx)
+        """Admit a transfer to the mempool (raises ``MempoolError``/``InvalidTx``); returns its id.
+
+        From a peer, a transfer slightly ahead of its sender's nonce is held until
+        the gap closes (gossip reorders); from RPC it must be next in line.
+        """
+        entries = [self.mempool.add(tx)] if source in ("rpc", "miner") else self.mempool.add_or_hold(tx)
         self.metrics.mempool_txs.set(len(self.mempool))
         self.metrics.mempool_bytes.set(self.mempool.bytes)
-        self._emit("newtx", {"txid": entry.tx_id.hex(), "from": self.encode_address(entry.sender),
-                             "to": self.encode_address(tx.body.to), "amount": tx.body.amount, "fee": tx.body.fee})
-        for hook in self.tx_hooks:
-            await hook(tx, source)
-        return entry.tx_id
+        for entry in entries:
+            t = entry.tx
+            self._emit("newtx", {"txid": entry.tx_id.hex(), "from": self.encode_address(entry.sender),
+                                 "to": self.encode_address(t.body.to), "amount": t.body.amount, "fee": t.body.fee})
+            for hook in self.tx_hooks:
+                await hook(t, source)
+        return compute_tx_id(tx)
 
     async def make_template(self, address: bytes, shape: tuple[int, int, int]) -> BlockTemplate:
         """A template on the current tip paying ``address``; ``shape`` is ``(m, n, k)``."""

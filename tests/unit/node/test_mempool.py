@@ -123,3 +123,26 @@ def test_revalidation_drops_transfers_made_invalid(state):
     state[KEYS[0].address] = Account(1_000_000, 1)
     dropped = mp.on_tip_change(mined=[], returned=[])
     assert dropped == [t0] and len(mp) == 0 and mp.bytes == 0
+
+
+def test_out_of_order_gossip_is_held_until_the_gap_closes(state):
+    mp = pool(state)
+    t0, t1, t2 = tx(KEYS[0], 0), tx(KEYS[0], 1), tx(KEYS[0], 2)
+    assert mp.add_or_hold(t2) == [] and mp.add_or_hold(t1) == [] and len(mp) == 0 and mp.held_count() == 2
+    admitted = mp.add_or_hold(t0)
+    assert [e.tx for e in admitted] == [t0, t1, t2] and mp.held_count() == 0
+    assert mp.select(10, 10**9) == [t0, t1, t2]
+    with pytest.raises(BadNonce):  # too far ahead to hold
+        mp.add_or_hold(tx(KEYS[1], 500))
+    forged = Tx(tx(KEYS[1], 1).body, bytes(64))
+    with pytest.raises(BadSignature):  # held transfers are checked first
+        mp.add_or_hold(forged)
+
+
+def test_held_transfers_are_admitted_when_a_block_closes_the_gap(state):
+    mp = pool(state)
+    t0, t1 = tx(KEYS[0], 0), tx(KEYS[0], 1)
+    mp.add_or_hold(t1)
+    state[KEYS[0].address] = Account(1_000_000 - 110, 1)  # t0 was mined elsewhere
+    mp.on_tip_change(mined=[t0], returned=[])
+    assert mp.select(10, 10**9) == [t1] and mp.held_count() == 0
