@@ -56,7 +56,6 @@ def worker(db_path: str, blocks_path: str) -> None:
 
 def build_blocks():
     """A: 60 blocks; B forks after A40 and grows to height 70 (reorg 20 deep); A grows to 80 (reorg 30 deep)."""
-    from consensus.codec import encode_block
     from consensus.keys import devnet_keypairs
     from consensus.tx import make_transfer
     from node.blockgen import ChainBuilder

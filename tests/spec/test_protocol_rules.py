@@ -17,7 +17,7 @@ from pouw.commit import commit_pair, leaf_a, leaf_b, row_blocks
 from pouw.constants import MAX_U256
 from pouw.errors import InvalidMatrixError
 from pouw.hashing import HK, K, XOF
-from pouw.header import Header, HeaderPre, compute_block_id, compute_work
+from pouw.header import Header, compute_block_id, compute_work
 from pouw.jobs import FREIVALDS_MODULUS, compute_job_id, freivalds_check, freivalds_vector, product_hash
 from pouw.matrix import pad_pair, padded_shape, validate_pair
 from pouw.noise import a_indices, compute_eal, compute_ebr, eal_block, ebr_block_t, map_bytes, noised_a, noised_b
