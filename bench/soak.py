@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from consensus.tx import make_transfer  # noqa: E402
 class Node:
     def __init__(self, root: Path, index: int, network: str, bootstrap: list[str], mine: bool) -> None:
         args = [sys.executable, "-m", "node.daemon", "--network", network, "--datadir", str(root / f"n{index}"),
-                "--rpc-port", "0", "--p2p-port", "0", "--log-level", "warning"]
+                "--rpc-port", "0", "--p2p-port", "0", "--log-level", os.environ.get("SOAK_LOG_LEVEL", "warning")]
         for b in bootstrap:
             args += ["--bootstrap", b]
         if mine:
@@ -89,7 +90,8 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
     params = get_network(network)
     keys = devnet_keypairs(4)[1:4]  # one sender per node; key 0 is the miner's, key 9 the faucet's
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(os.environ.get("SOAK_DIR") or tmp)
+        root.mkdir(parents=True, exist_ok=True)
         nodes: list[Node] = []
         try:
             for i in range(3):

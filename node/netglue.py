@@ -115,17 +115,23 @@ class NodeChainAccess:
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _: self._fetching.discard(key))
 
-    async def _fetch(self, digest: str, peer: str, attempts: int = 5) -> bytes | None:
-        """A blob from the announcing peer (then any peer), retried with back-off: requests can time out under load."""
+    async def _fetch(self, digest: str, peer: str, attempts: int = 4) -> bytes | None:
+        """A blob from the peer that relayed the announcement, else from any other peer; retried with back-off.
+
+        Gossip names the relaying peer, which need not hold the blob (only the
+        submitting node and miners do), and a request can time out under load.
+        """
         delay = 0.5
-        for attempt in range(attempts):
-            try:
-                blob = await self.node.network.fetch_blob(digest, peers=[peer] if attempt == 0 else None)
-            except Exception as e:  # noqa: BLE001 - p2p errors of every kind: try again
-                log.info("fetching blob %s (attempt %d): %s", digest[:16], attempt + 1, e)
-                blob = None
-            if blob is not None:
-                return blob
+        for _ in range(attempts):
+            others = [p["id"] for p in self.node.network.peer_info() if p["id"] != peer]
+            for candidate in [peer, *others]:
+                try:
+                    blob = await self.node.network.fetch_blob(digest, peers=[candidate])
+                except Exception as e:  # noqa: BLE001 - p2p errors of every kind: ask the next peer
+                    log.info("fetching blob %s from %s: %s", digest[:16], candidate, e)
+                    continue
+                if blob is not None:
+                    return blob
             await asyncio.sleep(delay)
             delay *= 2
         return None
