@@ -598,7 +598,9 @@ class PeerNetwork:
             return Verdict.ACCEPT
         if accepted:
             await self.announce_txs(accepted)
-        elif not rejected:
+        elif not rejected and all(r == DUPLICATE for r in results):
+            # Only a batch of pure duplicates is useless; "ignored" ones (a nonce or balance that
+            # depends on what each node has seen so far) are races under load, not misbehaviour.
             self._punish(peer, Offence.USELESS, "a batch of transactions we have")
         return Verdict.REJECT if rejected else Verdict.IGNORE
 
