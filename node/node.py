@@ -119,7 +119,11 @@ class Node:
         seed = p2p_seed_from_text(c.p2p_key_seed) if c.p2p_key_seed else None
         host = P2PHost(key_dir=self.datadir, seed=seed, listen=[f"/ip4/{c.p2p_bind}/tcp/{c.p2p_port}"])
         self.network = PeerNetwork(host, NodeChainAccess(self), chain_id=self.params.chain_id,
-                                   genesis_id=self.chain.genesis_id, scoring=ScoreBook(self.datadir),
+                                   genesis_id=self.chain.genesis_id,
+                                   # Honest peers under load time out and resend now and then; a point a
+                                   # second of recovery keeps that from adding up to a ban, while invalid
+                                   # blocks (immediate ban) and floods (hundreds of points) still get one.
+                                   scoring=ScoreBook(self.datadir, recovery_per_second=1.0),
                                    bootstrap=[*c.bootstrap, *c.connect])
         await self.network.start()
         install_hooks(self)
