@@ -45,8 +45,8 @@ class Offence(enum.Enum):
     """Bytes that do not decode (gossip, request or response)."""
     BAD_RESPONSE = ("bad-response", 20.0)
     """A response that decodes but is wrong (a block that is not the one asked for, unlinked headers)."""
-    TIMEOUT = ("timeout", 5.0)
-    """A request that got no answer in time."""
+    TIMEOUT = ("timeout", 1.0)
+    """A request that got no answer in time (cheap: a loaded honest peer is slow, not hostile)."""
     INVALID_TX = ("invalid-tx", 2.0)
     """A gossiped transaction rejected as invalid."""
     USELESS = ("useless", 1.0)
