@@ -19,23 +19,25 @@ How it keeps the overhead over a plain float32 matmul small:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pouw.constants import R, TILE
+from pouw.constants import R, TILE, TRANSCRIPT_WORDS
 from pouw.header import HeaderPre
 from pouw.noise import MiningNoise, noised_a, noised_b, sparse_dense
 from pouw.seeds import compute_seeds
-from pouw.transcript import compute_tickets, fold_words, win_threshold, winning_tiles
+from pouw.transcript import fold_words, win_threshold, winning_tiles
 
 from .base import MineResult, Prepared, Winner, check_template
+from .tickets import grid_tickets
 
 F32_EXACT = 1 << 24
 BLOCK_ROWS = 256
-BLOCK_COLS = 512
+BLOCK_COLS = 1024
 
 
 def _row_max(right: np.ndarray) -> np.ndarray:
@@ -57,6 +59,24 @@ def _spans(total: int, step: int) -> list[tuple[int, int]]:
     return [(s, min(s + step, total)) for s in range(0, total, step)]
 
 
+class _Scratch(threading.local):
+    """Buffers a thread reuses from one block (and one nonce) to the next.
+
+    Fresh multi-megabyte arrays cost a page fault per 4 KiB on first touch: a
+    noticeable share of a 2048^3 job. Buffers only grow.
+    """
+
+    def __init__(self) -> None:
+        self.bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        size = int(np.prod(shape))
+        buf = self.bufs.get(name)
+        if buf is None or buf.dtype != dtype or buf.size < size:
+            buf = self.bufs[name] = np.empty(size, dtype)
+        return buf[:size].reshape(shape)
+
+
 class NumpyBackend:
     """Vectorised CPU mining backend."""
 
@@ -69,6 +89,10 @@ class NumpyBackend:
         self.block_rows = block_rows
         self.block_cols = block_cols
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="pouw-numpy")
+        self._scratch = _Scratch()
+        # One mine() at a time uses the shared B' buffer; a concurrent call allocates its own.
+        self._shared_lock = threading.Lock()
+        self._shared = _Scratch()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -83,6 +107,16 @@ class NumpyBackend:
         want_product: bool = False, all_tickets: bool = False,
     ) -> MineResult:
         check_template(prepared, template)
+        shared = self._shared_lock.acquire(blocking=False)
+        try:
+            return self._mine(prepared, template, nonce, want_product, all_tickets,
+                              self._shared if shared else _Scratch())
+        finally:
+            if shared:
+                self._shared_lock.release()
+
+    def _mine(self, prepared: Prepared, template: HeaderPre, nonce: int, want_product: bool, all_tickets: bool,
+              shared: _Scratch) -> MineResult:
         m, k, n = prepared.shape
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -90,26 +124,46 @@ class NumpyBackend:
         c = prepared.commitment
         seeds = compute_seeds(pre.encode(), c.root_a, c.root_b, m, n, k)
         nz = MiningNoise(seeds, m, n, k)
-        b_n = noised_b(prepared.b, nz.ebr, nz.fb, nz.sb).astype(np.float32)
-        right = right_max = None
-        if want_product:
-            # Y = E_AR . B' (|Y| <= 127k < 2^24: exact as a float32 GEMM with the +-1 matrix).
-            y = np.matmul(sparse_dense(nz.fa, nz.sa).T.astype(np.float32), b_n)
-            right = np.concatenate([nz.ebr.astype(np.float32), y], axis=0)
-            right_max = _row_max(right)
         timings["noise"] = time.perf_counter() - t0
 
-        tickets = np.empty((m // TILE, n // TILE, 32), np.uint8)
+        b_n = shared.get("b_n", (k, n), np.float32)
+        transcripts = shared.get("transcripts", (m // TILE, n // TILE, TRANSCRIPT_WORDS), np.uint32)
+        right = e_ar_t = e_bl = None
+        if want_product:
+            # right = [E_BR ; Y] with Y = E_AR . B' (|Y| <= 127k < 2^24: exact as a float32 GEMM).
+            right = shared.get("right", (2 * R, n), np.float32)
+            right[:R] = nz.ebr
+            e_ar_t = np.ascontiguousarray(sparse_dense(nz.fa, nz.sa).T, dtype=np.float32)
+            e_bl = sparse_dense(nz.fb, nz.sb).astype(np.float32)
         product = np.empty((m, n), np.int32) if want_product else None
-        col_spans = _spans(n, self.block_cols)
-        e_bl = sparse_dense(nz.fb, nz.sb).astype(np.float32) if want_product else None
 
-        def work(span: tuple[int, int]) -> dict[str, float]:
-            return self._panel(span, col_spans, prepared.a, nz, b_n, k, seeds.pow_key, tickets, product, right, right_max, e_bl)
+        def noise_columns(span: tuple[int, int]) -> dict[str, float]:
+            s = time.perf_counter()
+            j0, j1 = span
+            b_n[:, j0:j1] = noised_b(prepared.b[:, j0:j1], nz.ebr[:, j0:j1], nz.fb, nz.sb)
+            if want_product:
+                np.matmul(e_ar_t, b_n[:, j0:j1], out=right[R:, j0:j1])
+            return {"noise_panels": time.perf_counter() - s}
 
         t1 = time.perf_counter()
         with threadpool_limits(limits=1, user_api="blas"):
-            parts = list(self._pool.map(work, _spans(m, self._row_step(m))))
+            parts = list(self._pool.map(noise_columns, _spans(n, -(-n // (TILE * self.workers)) * TILE)))
+            right_max = _row_max(right) if want_product else None
+            col_spans = _spans(n, self.block_cols)
+
+            def work(span: tuple[int, int]) -> dict[str, float]:
+                return self._panel(span, col_spans, prepared.a, nz, b_n, k, transcripts, product, right, right_max,
+                                   e_bl)
+
+            parts += self._pool.map(work, _spans(m, self._row_step(m)))
+            tickets = np.empty((m // TILE, n // TILE, 32), np.uint8)
+
+            def hash_rows(span: tuple[int, int]) -> dict[str, float]:
+                s = time.perf_counter()
+                tickets[span[0] : span[1]] = grid_tickets(seeds.pow_key, transcripts[span[0] : span[1]], row0=span[0])
+                return {"tickets": time.perf_counter() - s}
+
+            parts += self._pool.map(hash_rows, _spans(m // TILE, -(-m // (TILE * self.workers))))
         for p in parts:
             for key, v in p.items():
                 timings[key] = timings.get(key, 0.0) + v
@@ -120,49 +174,54 @@ class NumpyBackend:
         timings["total"] = time.perf_counter() - t0
         return MineResult(pre, seeds, threshold, winners, tickets if all_tickets else None, product, timings)
 
-    @staticmethod
-    def _panel(span, col_spans, a, nz, b_n, k, pow_key, tickets, product, right, right_max, e_bl) -> dict[str, float]:
-        """Mine rows ``span`` against every column block of ``B'``; fill their tickets (and product)."""
+    def _panel(self, span, col_spans, a, nz, b_n, k, transcripts, product, right, right_max, e_bl) -> dict[str, float]:
+        """Mine rows ``span`` against every column block of ``B'``; fill their transcripts (and product)."""
         i0, i1 = span
         rows = i1 - i0
+        nc = k // R
+        width = max(j1 - j0 for j0, j1 in col_spans)
+        scratch = self._scratch
         s = time.perf_counter()
         a_rows = a[i0:i1]
-        a_n = noised_a(a_rows, nz.eal[i0:i1], nz.fa, nz.sa).astype(np.float32)
+        a_n = scratch.get("a_n", (rows, k), np.float32)
+        a_n[...] = noised_a(a_rows, nz.eal[i0:i1], nz.fa, nz.sa)
         left = None
         if product is not None:
             # X = A . E_BL (|X| <= 64k <= 2^22: exact in float32); the peel is [X | E_AL] @ [E_BR ; Y].
-            x = np.matmul(a_rows.astype(np.float32), e_bl)
-            left = np.concatenate([x, nz.eal[i0:i1].astype(np.float32)], axis=1)
+            left = scratch.get("left", (rows, 2 * R), np.float32)
+            np.matmul(a_rows.astype(np.float32), e_bl, out=left[:, :R])
+            left[:, R:] = nz.eal[i0:i1]
             dt = _exact_dtype(left, right_max)
             left = left.astype(dt, copy=False)
-        times = {"noise_panels": time.perf_counter() - s, "gemm": 0.0, "transcript": 0.0, "tickets": 0.0, "peel": 0.0}
-        nc = k // R
+        times = {"noise_panels": time.perf_counter() - s, "gemm": 0.0, "transcript": 0.0, "peel": 0.0}
+        acc_buf = scratch.get("acc", (rows * width,), np.int32)
+        part_buf = scratch.get("part", (rows * width,), np.float32)
+        words_buf = scratch.get("words", (nc * (rows // TILE) * width,), np.uint32)
         for j0, j1 in col_spans:
             cols = j1 - j0
-            acc = np.zeros((rows, cols), np.int32)
-            part = np.empty((rows, cols), np.float32)
-            colwords = np.empty((nc, rows // TILE, cols), np.uint32)
+            acc = acc_buf[: rows * cols].reshape(rows, cols)
+            part = part_buf[: rows * cols].reshape(rows, cols)
+            colwords = words_buf[: nc * (rows // TILE) * cols].reshape(nc, rows // TILE, cols)
             for c in range(nc):
                 t = time.perf_counter()
                 np.matmul(a_n[:, c * R : (c + 1) * R], b_n[c * R : (c + 1) * R, j0:j1], out=part)
                 e = time.perf_counter()
                 # One pass: the float32 chunk is cast in cache-sized buffers as it is added.
-                np.add(acc, part, out=acc, dtype=np.int32, casting="unsafe")
+                if c == 0:
+                    np.copyto(acc, part, casting="unsafe")
+                else:
+                    np.add(acc, part, out=acc, dtype=np.int32, casting="unsafe")
                 np.bitwise_xor.reduce(acc.view(np.uint32).reshape(rows // TILE, TILE, cols), axis=1,
                                       out=colwords[c])
                 times["gemm"] += e - t
                 times["transcript"] += time.perf_counter() - e
             t = time.perf_counter()
             words = np.bitwise_xor.reduce(colwords.reshape(nc, rows // TILE, cols // TILE, TILE), axis=3)
-            transcripts = fold_words(words.transpose(1, 2, 0))
-            e = time.perf_counter()
-            tickets[i0 // TILE : i1 // TILE, j0 // TILE : j1 // TILE] = compute_tickets(
-                pow_key, transcripts, row0=i0 // TILE, col0=j0 // TILE)
-            times["transcript"] += e - t
-            times["tickets"] += time.perf_counter() - e
+            transcripts[i0 // TILE : i1 // TILE, j0 // TILE : j1 // TILE] = fold_words(words.transpose(1, 2, 0))
+            times["transcript"] += time.perf_counter() - t
             if product is not None:
                 t = time.perf_counter()
-                corr = np.matmul(left, right[:, j0:j1].astype(left.dtype, copy=False))
+                corr = np.matmul(left, right[:, j0:j1].astype(left.dtype, copy=False), out=part if left.dtype == np.float32 else None)
                 np.subtract(acc, corr, out=product[i0:i1, j0:j1], dtype=np.int32, casting="unsafe")
                 times["peel"] += time.perf_counter() - t
         return times

@@ -67,11 +67,14 @@ class Commitment:
         return path_from_levels(self.levels_b, tile_j)
 
 
+def tree_levels(leaf_fn, x: np.ndarray) -> list[list[bytes]]:
+    """Every level of the Merkle tree over the 16-row blocks of ``x`` (leaves hashed with ``leaf_fn``)."""
+    return compute_levels([leaf_fn(i, blk) for i, blk in enumerate(row_blocks(x))], node_key())
+
+
 def commit_pair(a: np.ndarray, b: np.ndarray) -> Commitment:
     """Validate ``A`` and ``B`` and compute both commitments."""
     m, k, n = validate_pair(a, b)
-    leaves_a = [leaf_a(i, blk) for i, blk in enumerate(row_blocks(a))]
-    leaves_b = [leaf_b(j, blk) for j, blk in enumerate(row_blocks(transpose_int8(b)))]
-    levels_a = compute_levels(leaves_a, node_key())
-    levels_b = compute_levels(leaves_b, node_key())
+    levels_a = tree_levels(leaf_a, a)
+    levels_b = tree_levels(leaf_b, transpose_int8(b))
     return Commitment(m, k, n, levels_a[-1][0], levels_b[-1][0], levels_a, levels_b)
