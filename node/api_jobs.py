@@ -106,7 +106,8 @@ def register_job_methods(reg: Registry, node: Node) -> None:
         m, k, n = job.shape
         out = {"job_id": job_id, "shape": {"m": m, "n": n}, "dtype": "int32", "c": job.result["c"],
                "download": f"/blobs/{job.result['c']}", "c_blake3": job.result["c_blake3"],
-               "freivalds": job.result["freivalds"], "blocks": list(job.blocks or [])}
+               "freivalds": job.result["freivalds"], "computed_by": job.result.get("computed_by", "this node"),
+               "blocks": list(job.blocks or [])}
         if inline:
             size = node.blobs.size(job.result["c"])
             if size > MAX_INLINE_BYTES:

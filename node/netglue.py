@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from consensus.codec import decode_block, decode_tx, encode_block, encode_tx
@@ -20,7 +22,7 @@ from p2p.protocol import JobAnnouncement, JobResultAnnouncement, decode_job_mess
 
 from .blobs import BlobError
 from .chain import CONNECTED, DUPLICATE, ORPHAN, SIDE_BRANCH
-from .jobs import Job, JobError
+from .jobs import DONE, QUEUED, Job, JobError
 from .mempool import MempoolError
 from .chainaccess import chain_headers_after, chain_locator
 from .sync import ACCEPTED, REJECTED
@@ -37,12 +39,81 @@ class BadJobAnnouncement(PeerFault):
     rule = "job-announcement"
 
 
+class JobRelay:
+    """Keeps jobs moving when a gossip message or a fetch is lost.
+
+    Gossip is best effort and a blob request can time out under load, so one
+    announcement is not enough: a node re-announces each job it holds queued and
+    does not mine itself, after 10 s, then with a doubling delay up to a minute,
+    until the job is done or cancelled; and a node that holds a job's product
+    answers an announcement of that job by announcing the result again (at most
+    once per ``result_gap`` seconds per job), which is how a submitter that
+    missed the first result announcement, or failed to fetch the product, gets
+    it later.
+    """
+
+    def __init__(self, first_retry: float = 10.0, max_retry: float = 60.0, result_gap: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.first_retry = first_retry
+        self.max_retry = max_retry
+        self.result_gap = result_gap
+        self.clock = clock
+        self._due: dict[str, tuple[float, float, int]] = {}
+        self._result_sent: dict[str, tuple[float, int]] = {}
+
+    def due(self, waiting: list[str]) -> list[tuple[str, int]]:
+        """Of the jobs ``waiting`` (queued here, not mined here), those to announce again now, with their round."""
+        now = self.clock()
+        out = []
+        for job_id in waiting:
+            due, delay, rounds = self._due.get(job_id, (now + self.first_retry, self.first_retry, 0))
+            if due <= now:
+                rounds += 1
+                out.append((job_id, rounds))
+                delay = min(2 * delay, self.max_retry)
+                due = now + delay
+            self._due[job_id] = (due, delay, rounds)
+        for job_id in set(self._due) - set(waiting):
+            del self._due[job_id]
+        return out
+
+    def resend_result(self, job_id: str) -> int | None:
+        """The round of a result announcement to send again now, or None if one went out too recently."""
+        now = self.clock()
+        last, rounds = self._result_sent.get(job_id, (now - self.result_gap, 0))
+        if now - last < self.result_gap:
+            return None
+        self._result_sent[job_id] = (now, rounds + 1)
+        if len(self._result_sent) > 4096:  # forget the oldest
+            for old in sorted(self._result_sent, key=lambda j: self._result_sent[j][0])[:1024]:
+                del self._result_sent[old]
+        return rounds + 1
+
+
 class NodeChainAccess:
     """``node.sync.ChainAccess`` backed by a running ``Node``."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, relay: JobRelay | None = None) -> None:
         self.node = node
+        self.relay = relay or JobRelay()
         self._fetching: set[str] = set()
+
+    async def relay_jobs(self, tick: float = 2.0) -> None:
+        """Re-announce waiting jobs on the relay's schedule, until cancelled."""
+        node = self.node
+        while True:
+            await asyncio.sleep(tick)
+            if node.miner is not None and node.miner.running:
+                waiting = []  # this node's miner takes its own queue
+            else:
+                waiting = [job.job_id for job in node.jobs.list(QUEUED)]
+            for job_id, round in self.relay.due(waiting):
+                try:
+                    job = node.jobs.get(job_id)
+                    await node.network.announce_job(job_announcement(job, round))
+                    log.info("job %s: announced again (no result yet)", job_id[:16])
+                except Exception as e:  # noqa: BLE001 - a failed announcement is retried on the next round
+                    log.info("job %s: announcing again failed: %s", job_id[:16], e)
 
     def status(self) -> tuple[bytes, int, int]:
         tip = self.node.chain.tip
@@ -98,13 +169,20 @@ class NodeChainAccess:
             self._spawn_once(f"result {job_id}", self._take_result(ann, peer))
             return
         node = self.node
+        try:
+            job = node.jobs.get(job_id)
+        except JobError:
+            job = None
+        if job is not None:
+            # Known already. Announced again means somebody still waits for the product: if this
+            # node has it, say so again.
+            round = self.relay.resend_result(job_id) if job.status == DONE else None
+            if round is not None:
+                await node.network.announce_job(job_result_announcement(job, round))
+                log.info("job %s: result announced again for peer %s", job_id[:16], peer)
+            return
         if node.miner is None or not node.miner.running:
             return
-        try:
-            node.jobs.get(job_id)
-            return  # known already
-        except JobError:
-            pass
         self._spawn_once(job_id, self._take_job(ann, peer))
 
     def _spawn_once(self, key: str, coro) -> None:
@@ -178,14 +256,15 @@ class NodeChainAccess:
             log.info("announced job %s not taken: %s", ann.job_id.hex()[:16], e)
 
 
-def job_announcement(job: Job) -> bytes:
+def job_announcement(job: Job, round: int = 0) -> bytes:
     m, k, n = job.shape
-    return JobAnnouncement(bytes.fromhex(job.job_id), bytes.fromhex(job.a), bytes.fromhex(job.b), m, k, n).encode()
+    return JobAnnouncement(bytes.fromhex(job.job_id), bytes.fromhex(job.a), bytes.fromhex(job.b), m, k, n,
+                           round & 0xFFFFFFFF).encode()
 
 
-def job_result_announcement(job: Job) -> bytes:
+def job_result_announcement(job: Job, round: int = 0) -> bytes:
     return JobResultAnnouncement(bytes.fromhex(job.job_id), bytes.fromhex(job.result["c"]),
-                                 bytes.fromhex(job.result["c_blake3"])).encode()
+                                 bytes.fromhex(job.result["c_blake3"]), round & 0xFFFFFFFF).encode()
 
 
 def install_hooks(node: Node) -> None:

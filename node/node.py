@@ -59,6 +59,7 @@ class Node:
         self.mempool: Mempool | None = None
         self.miner: Miner | None = None
         self.rpc = None
+        self._relay_task: asyncio.Future | None = None
         self.network = None
         """The peer-to-peer service (``node.sync.PeerNetwork``) once started; None without networking."""
         self.reorgs = 0
@@ -118,7 +119,8 @@ class Node:
         c = self.config
         seed = p2p_seed_from_text(c.p2p_key_seed) if c.p2p_key_seed else None
         host = P2PHost(key_dir=self.datadir, seed=seed, listen=[f"/ip4/{c.p2p_bind}/tcp/{c.p2p_port}"])
-        self.network = PeerNetwork(host, NodeChainAccess(self), chain_id=self.params.chain_id,
+        access = NodeChainAccess(self)
+        self.network = PeerNetwork(host, access, chain_id=self.params.chain_id,
                                    genesis_id=self.chain.genesis_id,
                                    # Honest peers under load time out and resend now and then; a point a
                                    # second of recovery keeps that from adding up to a ban, while invalid
@@ -127,6 +129,7 @@ class Node:
                                    bootstrap=[*c.bootstrap, *c.connect])
         await self.network.start()
         install_hooks(self)
+        self._relay_task = asyncio.ensure_future(access.relay_jobs())
 
     def request_stop(self) -> None:
         """Ask the daemon to shut down (the ``stop`` RPC, signals)."""
@@ -144,6 +147,8 @@ class Node:
             await self.miner.stop()
         if self.rpc is not None:
             await self.rpc.stop()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
         if self.network is not None:
             await self.network.stop()
         if self.miner is not None:

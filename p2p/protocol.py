@@ -71,11 +71,11 @@ _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _STATUS = struct.Struct("<I32s32sQ32s")
-_JOB = struct.Struct("<32s32s32sIII")
+_JOB = struct.Struct("<32s32s32sIIII")
 
 STATUS_SIZE = _STATUS.size
 JOB_ANNOUNCEMENT_SIZE = _JOB.size
-_JOB_RESULT = struct.Struct("<32s32s32s")
+_JOB_RESULT = struct.Struct("<32s32s32sI")
 JOB_RESULT_SIZE = _JOB_RESULT.size
 BLOCK_FULL = 0
 BLOCK_HEADER_ONLY = 1
@@ -449,10 +449,12 @@ class JobAnnouncement:
     k: int
     n: int
     """Shape as submitted: A is m x k, B is k x n."""
+    round: int = 0
+    """How many times the sender announced this job before (gossip ids are payload hashes: a repeat must differ)."""
 
     def encode(self) -> bytes:
         return _JOB.pack(_check_id("job_id", self.job_id), _check_id("blob_a", self.blob_a),
-                         _check_id("blob_b", self.blob_b), self.m, self.k, self.n)
+                         _check_id("blob_b", self.blob_b), self.m, self.k, self.n, self.round)
 
     @classmethod
     def decode(cls, data: bytes) -> JobAnnouncement:
@@ -478,10 +480,12 @@ class JobResultAnnouncement:
     """BLAKE3 of the product's ``.npy`` bytes."""
     c_blake3: bytes
     """``H(C)`` of PROTOCOL.md section 9."""
+    round: int = 0
+    """How many times the sender announced this result before (see ``JobAnnouncement.round``)."""
 
     def encode(self) -> bytes:
         return _JOB_RESULT.pack(_check_id("job_id", self.job_id), _check_id("blob_c", self.blob_c),
-                                _check_id("c_blake3", self.c_blake3))
+                                _check_id("c_blake3", self.c_blake3), self.round)
 
     @classmethod
     def decode(cls, data: bytes) -> JobResultAnnouncement:

@@ -68,3 +68,38 @@ def test_transaction_and_job_cross_the_network(node_factory):
 def _status(node, job_id):
     jobs = {j["job_id"]: j["status"] for j in node.rpc("listmatmuljobs")}
     return jobs.get(job_id)
+
+
+def test_a_job_announced_to_nobody_is_announced_again_when_a_miner_joins(node_factory):
+    """The first announcement reaches no peer (there is none); the re-announcement gets the job done."""
+    submitter = node_factory("lonely", p2p=True).start()
+    rng = np.random.default_rng(4)
+    a = rng.integers(-64, 64, (32, 256), dtype=np.int8)
+    b = rng.integers(-64, 64, (256, 16), dtype=np.int8)
+    hashes = [json.loads(submitter.http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
+    job_id = submitter.rpc("submitmatmuljob", *hashes)["job_id"]
+    assert submitter.rpc("getnetworkinfo")["connections"] == 0
+    miner = node_factory("late-miner", "--bootstrap", submitter.p2p[0], "--mine", p2p=True).start()
+    wait_until(lambda: _status(submitter, job_id) == "done", timeout=90, what="the job to be announced again and done")
+    assert _status(miner, job_id) == "done"
+    assert np.array_equal(download_product(submitter, job_id), a.astype(np.int64) @ b.astype(np.int64))
+
+
+def test_a_node_holding_a_product_answers_a_later_announcement_with_the_result(node_factory):
+    """A job already done elsewhere: the holder of the product announces the result again, no second mining."""
+    nodes = start_three(node_factory, mining=(2,))
+    rng = np.random.default_rng(5)
+    a = rng.integers(-64, 64, (16, 256), dtype=np.int8)
+    b = rng.integers(-64, 64, (256, 16), dtype=np.int8)
+    hashes = [json.loads(nodes[0].http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
+    job_id = nodes[0].rpc("submitmatmuljob", *hashes)["job_id"]
+    wait_until(lambda: _status(nodes[0], job_id) == "done", timeout=60, what="the job to be done")
+    mined_before = nodes[2].rpc("getmatmuljob", job_id)["started"]
+    # Node 1 heard the result announcement but held no such job then; now its client submits the same matrices.
+    assert _status(nodes[1], job_id) is None
+    hashes = [json.loads(nodes[1].http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
+    assert nodes[1].rpc("submitmatmuljob", *hashes)["job_id"] == job_id
+    wait_until(lambda: _status(nodes[1], job_id) == "done", timeout=60, what="the result to be announced again")
+    assert nodes[1].rpc("getmatmulresult", job_id)["computed_by"] == "peer"
+    assert nodes[2].rpc("getmatmuljob", job_id)["started"] == mined_before
+    assert np.array_equal(download_product(nodes[1], job_id), a.astype(np.int64) @ b.astype(np.int64))

@@ -134,18 +134,20 @@ def test_tx_batch_round_trip_and_splitting():
 
 
 def test_job_announcement_vector():
-    job = p.JobAnnouncement(ID_A, ID_B, ID_C, 3, 4, 5)
+    job = p.JobAnnouncement(ID_A, ID_B, ID_C, 3, 4, 5, 7)
     raw = job.encode()
-    assert raw == ID_A + ID_B + ID_C + (3).to_bytes(4, "little") + (4).to_bytes(4, "little") + (5).to_bytes(4, "little")
+    assert raw == ID_A + ID_B + ID_C + b"".join(x.to_bytes(4, "little") for x in (3, 4, 5, 7))
     assert p.JobAnnouncement.decode(raw) == job
+    # A repeat (another round) is another payload, so content-addressed gossip does not swallow it.
+    assert p.JobAnnouncement(ID_A, ID_B, ID_C, 3, 4, 5, 8).encode() != raw
     with pytest.raises(P2PDecodeError):
-        p.JobAnnouncement.decode(ID_A + ID_B + ID_C + bytes(12))  # empty shape
+        p.JobAnnouncement.decode(ID_A + ID_B + ID_C + bytes(16))  # empty shape
 
 
 def test_job_result_vector_and_topic_dispatch():
-    result = p.JobResultAnnouncement(ID_A, ID_B, ID_C)
+    result = p.JobResultAnnouncement(ID_A, ID_B, ID_C, 2)
     raw = result.encode()
-    assert raw == ID_A + ID_B + ID_C and p.JobResultAnnouncement.decode(raw) == result
+    assert raw == ID_A + ID_B + ID_C + (2).to_bytes(4, "little") and p.JobResultAnnouncement.decode(raw) == result
     assert p.decode_job_message(raw) == result
     job = p.JobAnnouncement(ID_A, ID_B, ID_C, 1, 2, 3)
     assert p.decode_job_message(job.encode()) == job
