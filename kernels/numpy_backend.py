@@ -1,16 +1,20 @@
 """The CPU backend: vectorised NumPy, exact, bit-identical to ``pouw.reference``.
 
 How it keeps the overhead over a plain float32 matmul small:
-- Blocks: the output is cut into blocks of about 256 x 512; a worker owns a row
-  panel of ``A'`` and walks its column blocks, and for each block the 128-wide
-  chunks of the inner dimension. Blocks of that size keep BLAS near its
-  square-matrix speed and the block's int32 accumulator in cache.
+- Three parallel phases on a pool of threads (BLAS and NumPy release the GIL),
+  one per core, each with single-threaded BLAS: ``B'`` (and ``Y = E_AR . B'``)
+  by column spans; then row panels of ``A'``; then the tickets.
+- Blocks: the output is cut into blocks of about 256 x 1024; a worker owns a
+  row panel of ``A'`` and walks its column blocks, and for each block the
+  128-wide chunks of the inner dimension. Blocks of that size keep BLAS near
+  its square-matrix speed and cost few Python-level calls.
 - Chunk products are float32 GEMMs, exact because ``127^2 * 128 < 2^24``; the
-  running sum across chunks is int32.
-- A block's transcript words, tickets and (on request) its slice of the exact
-  product are finished while it is hot. Workers are threads (BLAS and NumPy
-  release the GIL), one per core, each with single-threaded BLAS; the noise of
-  a row panel is added by the worker that owns it.
+  running sum across chunks is int32, added in place.
+- A block's transcript words and (on request) its slice of the exact product
+  are finished while it is hot. Tickets are hashed at the end with BLAKE3
+  vectorised across tiles (``kernels.tickets``), not one Python call per tile.
+- Buffers are reused from one block and one nonce to the next (fresh
+  multi-megabyte arrays cost a page fault per 4 KiB).
 - The rank-r peel is one GEMM of inner width 256 per block, in float32 only when
   a bound computed from the actual factors proves every partial sum is below
   2^24, else in float64 (exact below 2^53).
@@ -38,6 +42,7 @@ from .tickets import grid_tickets
 F32_EXACT = 1 << 24
 BLOCK_ROWS = 256
 BLOCK_COLS = 1024
+MIN_TICKET_LANES = 8192
 
 
 def _row_max(right: np.ndarray) -> np.ndarray:
@@ -163,7 +168,10 @@ class NumpyBackend:
                 tickets[span[0] : span[1]] = grid_tickets(seeds.pow_key, transcripts[span[0] : span[1]], row0=span[0])
                 return {"tickets": time.perf_counter() - s}
 
-            parts += self._pool.map(hash_rows, _spans(m // TILE, -(-m // (TILE * self.workers))))
+            # Each hashing step is one NumPy call over every lane of a batch: below a few thousand
+            # lanes per thread the calls' fixed cost and the GIL hand-offs outweigh a second thread.
+            rows_per_batch = max(-(-m // (TILE * self.workers)), -(-MIN_TICKET_LANES // (n // TILE)))
+            parts += self._pool.map(hash_rows, _spans(m // TILE, rows_per_batch))
         for p in parts:
             for key, v in p.items():
                 timings[key] = timings.get(key, 0.0) + v

@@ -28,6 +28,26 @@ def test_matches_reference_bit_for_bit(m, k, n, panel):
     assert np.array_equal(got.product, a.astype(np.int64) @ b.astype(np.int64))
 
 
+def test_reused_buffers_across_shapes_nonces_and_concurrent_calls():
+    """One backend keeps its scratch buffers: shapes that grow and shrink, and two calls at once, stay exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    cases = []
+    for m, k, n in [(64, 512, 96), (160, 256, 48), (32, 1024, 160), (64, 512, 96)]:
+        a, b = int7(rng, m, k), int7(rng, k, n)
+        prepared = prepare(a, b)
+        cases.append((prepared, template(m, k, n), mine_reference(a, b, prepared.commitment, template(m, k, n))))
+    backend = NumpyBackend(workers=2, block_rows=32, block_cols=64)
+    for prepared, pre, ref in cases:
+        got = backend.mine(prepared, pre, 0, want_product=True, all_tickets=True)
+        assert np.array_equal(got.tickets, ref.tickets) and np.array_equal(got.product, ref.product)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda c: backend.mine(c[0], c[1], 0, want_product=True, all_tickets=True), cases))
+    for got, (_, _, ref) in zip(results, cases):
+        assert np.array_equal(got.tickets, ref.tickets) and np.array_equal(got.product, ref.product)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_peeling_identity_on_random_shapes(seed):
     rng = np.random.default_rng(100 + seed)
