@@ -5,7 +5,7 @@ the exact product of the matrices as submitted, checked with Freivalds' test
 modulo ``p = 2^61 - 1``: for a vector ``x`` derived from the job id and the
 product's hash, ``A.(B.x) == C.x (mod p)``. A wrong ``C`` passes with
 probability at most ``1/p``. All arithmetic is exact: limbs of ``x`` small
-enough that no partial sum can round, recombined with Python integers.
+enough that no partial sum can round, recombined modulo p in uint64.
 """
 
 from __future__ import annotations
@@ -40,21 +40,32 @@ def freivalds_vector(job_id: bytes, c_hash: bytes, n: int) -> list[int]:
     return [int(v) % FREIVALDS_MODULUS for v in raw]
 
 
+def _mul_pow2_mod_p(x: np.ndarray, shift: int) -> np.ndarray:
+    """``x * 2^shift mod p`` for uint64 ``x`` in ``[0, p)``: a 61-bit rotation, since ``2^61 = 1 (mod p)``."""
+    shift %= 61
+    if shift == 0:
+        return x
+    p = np.uint64(FREIVALDS_MODULUS)
+    return ((x << np.uint64(shift)) & p) | (x >> np.uint64(61 - shift))
+
+
 def matvec_mod_p(mat: np.ndarray, vec: list[int], block_rows: int = 4096) -> list[int]:
     """``mat . vec mod p`` exactly, for an integer matrix with |entries| < 2^31 and values < 2^61.
 
     ``vec`` is split into limbs of ``L`` bits; each limb's product is computed
     in float64 (BLAS), exact because every partial sum is an integer below
     ``max|mat| * (2^L - 1) * cols <= 2^53``, with ``L`` chosen from the actual
-    matrix. The limbs are recombined with Python integers. When the bound
-    leaves fewer than 8 bits per limb, 8-bit limbs in int64 are used instead
-    (``2^31 * 2^8 * 2^20 < 2^63``).
+    matrix. When the bound leaves fewer than 8 bits per limb, 8-bit limbs in
+    int64 are used instead (``2^31 * 2^8 * 2^20 < 2^63``). The limb products
+    are recombined modulo ``p`` in uint64: reduce each, multiply by its
+    ``2^(L*i)`` as a rotation of 61 bits (``p`` is a Mersenne prime), add
+    (at most 8 terms below ``2^61``: no overflow) and fold once.
     """
     rows, cols = mat.shape
     if cols != len(vec):
         raise ValueError(f"matrix has {cols} columns, vector has {len(vec)} entries")
     v = np.array(vec, dtype=np.uint64)
-    max_abs = int(np.abs(mat.astype(np.int64)).max()) if mat.size else 0
+    max_abs = max(int(mat.max()), -int(mat.min())) if mat.size else 0
     limb_bits = 53 - max(1, max_abs * cols).bit_length()
     if limb_bits >= 8:
         dtype, limb_bits = np.float64, min(limb_bits, 61)
@@ -62,17 +73,18 @@ def matvec_mod_p(mat: np.ndarray, vec: list[int], block_rows: int = 4096) -> lis
         dtype, limb_bits = np.int64, _LIMB_BITS
     limbs_count = -(-61 // limb_bits)
     mask = np.uint64((1 << limb_bits) - 1)
-    limbs = [((v >> np.uint64(limb_bits * i)) & mask).astype(dtype) for i in range(limbs_count)]
-    out: list[int] = []
+    limbs = np.stack([((v >> np.uint64(limb_bits * i)) & mask).astype(dtype) for i in range(limbs_count)], axis=1)
+    p = np.uint64(FREIVALDS_MODULUS)
+    out = np.empty(rows, np.uint64)
     for r0 in range(0, rows, block_rows):
-        part = mat[r0 : r0 + block_rows].astype(dtype)
-        acc = [0] * part.shape[0]
-        for i, limb in enumerate(limbs):
-            col = (part @ limb).astype(np.int64).tolist()
-            shift = limb_bits * i
-            acc = [a + (x << shift) for a, x in zip(acc, col)]
-        out.extend(a % FREIVALDS_MODULUS for a in acc)
-    return out
+        cols_by_limb = (mat[r0 : r0 + block_rows].astype(dtype) @ limbs).astype(np.int64)  # exact integers
+        acc = np.zeros(cols_by_limb.shape[0], np.uint64)
+        for i in range(limbs_count):
+            reduced = np.mod(cols_by_limb[:, i], np.int64(FREIVALDS_MODULUS)).astype(np.uint64)
+            acc += _mul_pow2_mod_p(reduced, limb_bits * i)
+        acc = (acc & p) + (acc >> np.uint64(61))
+        out[r0 : r0 + block_rows] = np.where(acc >= p, acc - p, acc)
+    return out.tolist()
 
 
 def freivalds_check(a: np.ndarray, b: np.ndarray, c: np.ndarray, job_id: bytes) -> bool:

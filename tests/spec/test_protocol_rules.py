@@ -306,3 +306,24 @@ def test_s9_freivalds_is_exact_beyond_int64():
     x = [FREIVALDS_MODULUS - 1 - i for i in range(64)]
     want = [sum(int(c[r, j]) * x[j] for j in range(64)) % FREIVALDS_MODULUS for r in range(4)]
     assert matvec_mod_p(c, x) == want
+
+
+def test_s9_matvec_mod_p_agrees_with_python_integers_on_every_limb_path():
+    """Float64 limbs of every width the bound allows, the int64 fallback, signs and the top of the range."""
+    from pouw.jobs import matvec_mod_p
+
+    rng = np.random.default_rng(11)
+    p = FREIVALDS_MODULUS
+    cases = [
+        rng.integers(-64, 64, (5, 300), dtype=np.int8),  # wide limbs (int8 inputs)
+        rng.integers(-(2**20), 2**20, (3, 1024), dtype=np.int32),  # mid-width limbs
+        rng.integers(-(2**31), 2**31 - 1, (3, 4096), dtype=np.int64).astype(np.int32),  # int64 8-bit limbs
+        np.full((2, 7), -(2**31), np.int32),
+        np.zeros((2, 3), np.int8),
+    ]
+    for mat in cases:
+        cols = mat.shape[1]
+        for x in ([p - 1] * cols, [int(v) % p for v in rng.integers(0, 2**63, cols, dtype=np.uint64)],
+                  [1 << (60 - (j % 61)) for j in range(cols)]):
+            want = [sum(int(mat[r, j]) * x[j] for j in range(cols)) % p for r in range(mat.shape[0])]
+            assert matvec_mod_p(mat, x, block_rows=2) == want
