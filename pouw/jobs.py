@@ -31,7 +31,7 @@ def compute_job_id(m: int, k: int, n: int, root_a: bytes, root_b: bytes) -> byte
 
 def product_hash(c: np.ndarray) -> bytes:
     """``H(C)``: BLAKE3 of the product's bytes as int32 little-endian, row-major."""
-    return H(np.ascontiguousarray(c, dtype="<i4").tobytes())
+    return H(memoryview(np.ascontiguousarray(c, dtype="<i4")).cast("B"))  # hashed in place, no copy
 
 
 def freivalds_vector(job_id: bytes, c_hash: bytes, n: int) -> list[int]:
