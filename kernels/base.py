@@ -15,7 +15,6 @@ import numpy as np
 
 from pouw.certificate import Certificate, make_certificate
 from pouw.commit import Commitment, leaf_a, leaf_b, tree_levels
-from pouw.constants import TILE
 from pouw.header import Header, HeaderPre
 from pouw.matrix import transpose_int8, validate_pair
 from pouw.seeds import Seeds
@@ -42,23 +41,16 @@ class Prepared:
 def prepare(a: np.ndarray, b: np.ndarray) -> Prepared:
     """Validate ``A`` (m x k) and ``B`` (k x n) and commit to them.
 
-    The transpose of ``B`` (committed column block by column block) and the two
-    trees are computed on two threads: NumPy copies and BLAKE3 over 16-row
-    blocks release the GIL.
+    ``A``'s tree is hashed on a second thread while ``B`` is transposed (it is
+    committed column block by column block) and hashed: NumPy copies and BLAKE3
+    over 16-row blocks release the GIL.
     """
     a = np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
     m, k, n = validate_pair(a, b)
-    bt = np.empty((n, k), np.int8)
-    half = -(-n // 2 // TILE) * TILE
-
-    def transpose(span: tuple[int, int]) -> None:
-        bt[span[0] : span[1]] = transpose_int8(b[:, span[0] : span[1]])
-
-    with ThreadPoolExecutor(2, thread_name_prefix="pouw-prepare") as pool:
-        list(pool.map(transpose, [(0, half), (half, n)]))
+    with ThreadPoolExecutor(1, thread_name_prefix="pouw-prepare") as pool:
         levels_a = pool.submit(tree_levels, leaf_a, a)
-        levels_b = tree_levels(leaf_b, bt)
+        levels_b = tree_levels(leaf_b, transpose_int8(b))
         levels_a = levels_a.result()
     return Prepared(a, b, Commitment(m, k, n, levels_a[-1][0], levels_b[-1][0], levels_a, levels_b))
 

