@@ -41,21 +41,19 @@ class _Lanes:
         np.left_shift(x, np.uint32(32 - s), out=x)
         np.bitwise_or(x, self.t, out=x)
 
+    def _half_g(self, a, b, c, d, m, rot_d: int, rot_b: int) -> None:
+        a += b
+        a += m
+        d ^= a
+        self._rotr(d, rot_d)
+        c += d
+        b ^= c
+        self._rotr(b, rot_b)
+
     def _g(self, a, b, c, d, mx, my) -> None:
-        a += b
-        a += mx
-        d ^= a
-        self._rotr(d, 16)
-        c += d
-        b ^= c
-        self._rotr(b, 12)
-        a += b
-        a += my
-        d ^= a
-        self._rotr(d, 8)
-        c += d
-        b ^= c
-        self._rotr(b, 7)
+        """BLAKE3's G on four columns (or diagonals) at once."""
+        self._half_g(a, b, c, d, mx, 16, 12)
+        self._half_g(a, b, c, d, my, 8, 7)
 
     def compress(self, cv: np.ndarray, block: np.ndarray, block_len: int, flags: int) -> np.ndarray:
         """BLAKE3 compression of ``block`` (``(16, N)`` words) under ``cv`` (``(8, N)`` or ``(8, 1)``).

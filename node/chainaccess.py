@@ -15,7 +15,7 @@ from consensus.errors import DecodeError
 from p2p.protocol import compute_locator
 
 from .chain import ChainService
-from .sync import ACCEPTED, DUPLICATE, ORPHAN, REJECTED
+from .peerstate import ACCEPTED, DUPLICATE, ORPHAN, REJECTED
 
 # --- ChainAccess over a bare ChainService -----------------------------------------------------------
 

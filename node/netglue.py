@@ -25,7 +25,7 @@ from .chain import CONNECTED, DUPLICATE, ORPHAN, SIDE_BRANCH
 from .jobs import DONE, QUEUED, Job, JobError
 from .mempool import MempoolError
 from .chainaccess import chain_headers_after, chain_locator
-from .sync import ACCEPTED, REJECTED
+from .peerstate import ACCEPTED, REJECTED
 
 if TYPE_CHECKING:
     from .node import Node
