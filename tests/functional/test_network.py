@@ -53,8 +53,7 @@ def test_transaction_and_job_cross_the_network(node_factory):
     rng = np.random.default_rng(3)
     a = rng.integers(-64, 64, (48, 256), dtype=np.int8)
     b = rng.integers(-64, 64, (256, 32), dtype=np.int8)
-    hashes = [json.loads(nodes[0].http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
-    job_id = nodes[0].rpc("submitmatmuljob", *hashes)["job_id"]
+    job_id = submit_job(nodes[0], a, b)
     # Node 0 does not mine: node 2 fetches the matrices from it, mines the job and announces the result;
     # node 0 fetches the product, checks it itself, and answers its client.
     wait_until(lambda: _status(nodes[2], job_id) == "done", timeout=60, what="the miner to take the job")
@@ -63,6 +62,12 @@ def test_transaction_and_job_cross_the_network(node_factory):
     wait_until(lambda: _status(nodes[0], job_id) == "done", timeout=60, what="the result to reach node 0")
     assert np.array_equal(download_product(nodes[0], job_id), want)
     assert nodes[0].rpc("getmatmulresult", job_id)["freivalds"]["passed"] is True
+
+
+def submit_job(node, a, b) -> str:
+    """Upload both matrices to ``node`` and submit the job; its id."""
+    hashes = [json.loads(node.http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
+    return node.rpc("submitmatmuljob", *hashes)["job_id"]
 
 
 def _status(node, job_id):
@@ -76,8 +81,7 @@ def test_a_job_announced_to_nobody_is_announced_again_when_a_miner_joins(node_fa
     rng = np.random.default_rng(4)
     a = rng.integers(-64, 64, (32, 256), dtype=np.int8)
     b = rng.integers(-64, 64, (256, 16), dtype=np.int8)
-    hashes = [json.loads(submitter.http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
-    job_id = submitter.rpc("submitmatmuljob", *hashes)["job_id"]
+    job_id = submit_job(submitter, a, b)
     assert submitter.rpc("getnetworkinfo")["connections"] == 0
     miner = node_factory("late-miner", "--bootstrap", submitter.p2p[0], "--mine", p2p=True).start()
     wait_until(lambda: _status(submitter, job_id) == "done", timeout=90, what="the job to be announced again and done")
@@ -91,14 +95,12 @@ def test_a_node_holding_a_product_answers_a_later_announcement_with_the_result(n
     rng = np.random.default_rng(5)
     a = rng.integers(-64, 64, (16, 256), dtype=np.int8)
     b = rng.integers(-64, 64, (256, 16), dtype=np.int8)
-    hashes = [json.loads(nodes[0].http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
-    job_id = nodes[0].rpc("submitmatmuljob", *hashes)["job_id"]
+    job_id = submit_job(nodes[0], a, b)
     wait_until(lambda: _status(nodes[0], job_id) == "done", timeout=60, what="the job to be done")
     mined_before = nodes[2].rpc("getmatmuljob", job_id)["started"]
     # Node 1 heard the result announcement but held no such job then; now its client submits the same matrices.
     assert _status(nodes[1], job_id) is None
-    hashes = [json.loads(nodes[1].http("PUT", "/blobs", npy(x))[1])["hash"] for x in (a, b)]
-    assert nodes[1].rpc("submitmatmuljob", *hashes)["job_id"] == job_id
+    assert submit_job(nodes[1], a, b) == job_id
     wait_until(lambda: _status(nodes[1], job_id) == "done", timeout=60, what="the result to be announced again")
     assert nodes[1].rpc("getmatmulresult", job_id)["computed_by"] == "peer"
     assert nodes[2].rpc("getmatmuljob", job_id)["started"] == mined_before
