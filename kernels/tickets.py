@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pouw.transcript import compute_tickets
+
 IV = np.array([0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
                0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19], np.uint32)
 CHUNK_START, CHUNK_END, ROOT, KEYED_HASH = 1, 2, 8, 16
@@ -101,9 +103,21 @@ def ticket_batch(pow_key: bytes, rows: np.ndarray, cols: np.ndarray, transcripts
     return np.ascontiguousarray(out.T).astype("<u4", copy=False).view(np.uint8).reshape(n, 32)
 
 
-def grid_tickets(pow_key: bytes, transcripts: np.ndarray, row0: int = 0, col0: int = 0) -> np.ndarray:
-    """Tickets of a grid of tiles, like ``pouw.transcript.compute_tickets``: ``(a, b, 16)`` -> ``(a, b, 32)``."""
+VECTOR_MIN_LANES = 1024
+"""Below this many tiles the per-call cost of ~1,500 NumPy steps exceeds hashing tile by tile."""
+
+
+def grid_tickets(pow_key: bytes, transcripts: np.ndarray, row0: int = 0, col0: int = 0, *,
+                 min_lanes: int = VECTOR_MIN_LANES) -> np.ndarray:
+    """Tickets of a grid of tiles, like ``pouw.transcript.compute_tickets``: ``(a, b, 16)`` -> ``(a, b, 32)``.
+
+    Grids of fewer than ``min_lanes`` tiles go through the reference (one
+    ``blake3`` call per tile): cheaper there, and a small mining shape must not
+    hold the GIL for a millisecond of tiny NumPy calls per nonce.
+    """
     a, b, _ = transcripts.shape
+    if a * b < min_lanes:
+        return compute_tickets(pow_key, transcripts, row0=row0, col0=col0)
     rows = np.repeat(np.arange(row0, row0 + a, dtype=np.uint32), b)
     cols = np.tile(np.arange(col0, col0 + b, dtype=np.uint32), a)
     return ticket_batch(pow_key, rows, cols, transcripts.reshape(a * b, 16)).reshape(a, b, 32)

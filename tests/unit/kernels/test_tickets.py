@@ -15,7 +15,7 @@ def test_grid_tickets_match_reference(shape):
     rng = np.random.default_rng(sum(shape))
     key = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
     transcripts = rng.integers(0, 2**32, shape + (16,), dtype=np.uint64).astype(np.uint32)
-    got = grid_tickets(key, transcripts, row0=11, col0=2**20)
+    got = grid_tickets(key, transcripts, row0=11, col0=2**20, min_lanes=0)  # the vectorised path
     assert got.dtype == np.uint8 and got.shape == shape + (32,)
     assert np.array_equal(got, compute_tickets(key, transcripts, row0=11, col0=2**20))
 
@@ -37,8 +37,15 @@ def test_a_changed_word_changes_only_its_ticket():
     rng = np.random.default_rng(5)
     key = bytes(32)
     transcripts = rng.integers(0, 2**32, (4, 4, 16), dtype=np.uint64).astype(np.uint32)
-    before = grid_tickets(key, transcripts)
+    before = grid_tickets(key, transcripts, min_lanes=0)
     transcripts[2, 1, 15] ^= 1
-    after = grid_tickets(key, transcripts)
+    after = grid_tickets(key, transcripts, min_lanes=0)
     changed = np.argwhere((before != after).any(axis=2))
     assert changed.tolist() == [[2, 1]]
+
+
+def test_small_grids_use_the_reference_and_agree():
+    rng = np.random.default_rng(2)
+    key = bytes(range(32))
+    transcripts = rng.integers(0, 2**32, (4, 6, 16), dtype=np.uint64).astype(np.uint32)
+    assert np.array_equal(grid_tickets(key, transcripts, 3, 5), grid_tickets(key, transcripts, 3, 5, min_lanes=0))
