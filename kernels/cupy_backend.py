@@ -33,7 +33,6 @@ import numpy as np
 from pouw.constants import MAX_U256, R, TILE, TRANSCRIPT_WORDS
 from pouw.header import HeaderPre
 from pouw.noise import MiningNoise, noised_a, noised_b, sparse_dense
-from pouw.seeds import compute_seeds
 from pouw.transcript import compute_tickets, fold_words, is_winning, win_threshold, winning_tiles
 
 from .base import BackendError, MineResult, Prepared, Winner, check_template
@@ -204,9 +203,8 @@ class CupyBackend:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         pre = template.with_nonce(nonce)
-        c = prepared.commitment
-        seeds = compute_seeds(pre.encode(), c.root_a, c.root_b, m, n, k)
-        nz = MiningNoise(seeds, m, n, k)
+        nz = MiningNoise.derive(pre.encode(), prepared.commitment.root_a, prepared.commitment.root_b, m, n, k)
+        seeds = nz.seeds
         a_n = noised_a(prepared.a, nz.eal, nz.fa, nz.sa)
         bt_n = np.ascontiguousarray(noised_b(prepared.b, nz.ebr, nz.fb, nz.sb).T)
         threshold = win_threshold(pre.target, k)

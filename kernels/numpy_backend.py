@@ -33,7 +33,6 @@ from threadpoolctl import threadpool_limits
 from pouw.constants import R, TILE, TRANSCRIPT_WORDS
 from pouw.header import HeaderPre
 from pouw.noise import MiningNoise, noised_a, noised_b, sparse_dense
-from pouw.seeds import compute_seeds
 from pouw.transcript import fold_words, win_threshold, winning_tiles
 
 from .base import MineResult, Prepared, Winner, check_template
@@ -126,9 +125,8 @@ class NumpyBackend:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         pre = template.with_nonce(nonce)
-        c = prepared.commitment
-        seeds = compute_seeds(pre.encode(), c.root_a, c.root_b, m, n, k)
-        nz = MiningNoise(seeds, m, n, k)
+        nz = MiningNoise.derive(pre.encode(), prepared.commitment.root_a, prepared.commitment.root_b, m, n, k)
+        seeds = nz.seeds
         timings["noise"] = time.perf_counter() - t0
 
         b_n = shared.get("b_n", (k, n), np.float32)

@@ -13,6 +13,7 @@ import numpy as np
 
 from .constants import R, TILE
 from .hashing import XOF, u32
+from .seeds import compute_seeds
 
 
 def map_bytes(raw: bytes) -> np.ndarray:
@@ -113,6 +114,11 @@ class MiningNoise:
     """Everything section 5 derives for one (HeaderPre, commitment) pair, whole matrices."""
 
     __slots__ = ("seeds", "eal", "ebr", "fa", "sa", "fb", "sb")
+
+    @classmethod
+    def derive(cls, pre: bytes, root_a: bytes, root_b: bytes, m: int, n: int, k: int) -> MiningNoise:
+        """The seeds of an encoded HeaderPre and the two roots (section 5), and the noise they give."""
+        return cls(compute_seeds(pre, root_a, root_b, m, n, k), m, n, k)
 
     def __init__(self, seeds, m: int, n: int, k: int) -> None:
         self.seeds = seeds

@@ -15,7 +15,6 @@ from .constants import R
 from .header import HeaderPre
 from .noise import MiningNoise, noised_a, noised_b
 from .product import recover_product
-from .seeds import compute_seeds
 from .transcript import compute_tickets, fold_words, xor_tiles
 
 
@@ -32,8 +31,8 @@ class ReferenceResult:
 def mine_reference(a: np.ndarray, b: np.ndarray, commitment: Commitment, pre: HeaderPre) -> ReferenceResult:
     m, k = a.shape
     n = b.shape[1]
-    seeds = compute_seeds(pre.encode(), commitment.root_a, commitment.root_b, m, n, k)
-    nz = MiningNoise(seeds, m, n, k)
+    nz = MiningNoise.derive(pre.encode(), commitment.root_a, commitment.root_b, m, n, k)
+    seeds = nz.seeds
     ap = noised_a(a, nz.eal, nz.fa, nz.sa).astype(np.float64)
     bp8 = noised_b(b, nz.ebr, nz.fb, nz.sb)
     bp = bp8.astype(np.float64)
