@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test devnet venv clean bench sysdeps
+.PHONY: test lint devnet venv clean bench sysdeps
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "pouw-node needs Python 3.11 or 3.12 (python3.11, python3.12 or python3 on PATH)"; exit 1; }
@@ -19,7 +19,13 @@ venv: $(STAMP)
 sysdeps:
 	@scripts/system-deps.sh
 
+# ruff over the whole tree; mypy over the packages listed in pyproject's [tool.mypy] files.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
 test: sysdeps $(STAMP)
+	$(MAKE) lint
 	$(PY) -m pytest -q
 
 devnet: sysdeps $(STAMP)
@@ -29,4 +35,4 @@ bench: $(STAMP)
 	$(PY) bench/mining.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info

@@ -35,15 +35,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consensus.codec import encode_block, encode_tx  # noqa: E402
+from consensus.codec import decode_block, encode_block, encode_tx  # noqa: E402
 from consensus.keys import devnet_keypairs  # noqa: E402
 from consensus.networks import DEVNET  # noqa: E402
 from consensus.tx import make_transfer  # noqa: E402
-from node.blockgen import BlockMaker, ChainBuilder, easy_params  # noqa: E402
+from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params  # noqa: E402
 from node.chain import ChainService  # noqa: E402
-from node.store import MemoryStore  # noqa: E402
-from node.chainaccess import ChainServiceAccess  # noqa: E402
-from node.sync import PeerNetwork  # noqa: E402
+from tests.support.memstore import MemoryStore  # noqa: E402
+from tests.support.chainaccess import ChainServiceAccess  # noqa: E402
+from p2p.network import PeerNetwork  # noqa: E402
 from p2p.host import P2PHost  # noqa: E402
 from p2p.protocol import protocol_ids  # noqa: E402
 from p2p.scoring import ScoreBook  # noqa: E402
@@ -115,7 +115,7 @@ async def bench_sync(length: int, *, certificates: bool) -> dict:
                        len(late.net.peer_info()) == 2, 30, "handshakes")
         for n in nodes[:2]:
             for raw in blocks:
-                n.chain.submit_block(raw)
+                n.chain.submit_block(decode_block(raw), len(raw))
         start = time.perf_counter()
         await late.net.poll_status()
         await wait_for(lambda: late.chain.tip_id == nodes[0].chain.tip_id, 600, "sync")

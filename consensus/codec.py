@@ -30,7 +30,8 @@ from __future__ import annotations
 import struct
 
 from pouw import errors as pouw_errors
-from pouw.certificate import Certificate, decode_certificate as _pouw_decode_certificate
+from pouw.certificate import Certificate
+from pouw.certificate import decode_certificate as _pouw_decode_certificate
 from pouw.constants import HEADER_SIZE, TILE
 from pouw.header import Header
 

@@ -10,7 +10,6 @@ chain type from one place.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from pouw.certificate import Certificate
 from pouw.header import Header, HeaderPre
@@ -73,7 +72,7 @@ class Coinbase:
     """Base units created (u64); at most ``subsidy(height) + sum(fees)``."""
 
 
-Transaction = Union[Coinbase, Tx]
+Transaction = Coinbase | Tx
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ def prepare(a: np.ndarray, b: np.ndarray) -> Prepared:
     b = np.ascontiguousarray(b)
     m, k, n = validate_pair(a, b)
     with ThreadPoolExecutor(1, thread_name_prefix="pouw-prepare") as pool:
-        levels_a = pool.submit(tree_levels, leaf_a, a)
+        future_a = pool.submit(tree_levels, leaf_a, a)
         levels_b = tree_levels(leaf_b, transpose_int8(b))
-        levels_a = levels_a.result()
+        levels_a = future_a.result()
     return Prepared(a, b, Commitment(m, k, n, levels_a[-1][0], levels_b[-1][0], levels_a, levels_b))
 
 

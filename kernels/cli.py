@@ -84,6 +84,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
             product = result.product
         tried += 1
         if result.winners:
+            assert product is not None  # the first mine() asked for it (want_product=True), and backends honour that
             w = result.winners[0]
             header = result.header(prepared, w)
             out = {

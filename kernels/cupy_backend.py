@@ -30,7 +30,7 @@ from importlib import resources
 
 import numpy as np
 
-from pouw.constants import MAX_U256, R, TILE, TRANSCRIPT_WORDS
+from pouw.constants import MAX_U256, TILE, TRANSCRIPT_WORDS, R
 from pouw.header import HeaderPre
 from pouw.noise import MiningNoise, noised_a, noised_b, sparse_dense
 from pouw.transcript import compute_tickets, fold_words, is_winning, win_threshold, winning_tiles
@@ -253,7 +253,7 @@ class CupyBackend:
         found = []
         if idx.size:
             rows = np.ascontiguousarray(cp.asnumpy(words[cand]), dtype="<u4").view(np.uint8)
-            for flat, row in zip(idx.tolist(), rows):
+            for flat, row in zip(idx.tolist(), rows, strict=True):
                 ticket = row.tobytes()
                 if is_winning(ticket, threshold):
                     found.append((flat // tj, flat % tj, ticket))

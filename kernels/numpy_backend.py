@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pouw.constants import R, TILE, TRANSCRIPT_WORDS
+from pouw.constants import TILE, TRANSCRIPT_WORDS, R
 from pouw.header import HeaderPre
 from pouw.noise import MiningNoise, noised_a, noised_b, sparse_dense
 from pouw.transcript import fold_words, win_threshold, winning_tiles
@@ -144,14 +144,14 @@ class NumpyBackend:
             s = time.perf_counter()
             j0, j1 = span
             b_n[:, j0:j1] = noised_b(prepared.b[:, j0:j1], nz.ebr[:, j0:j1], nz.fb, nz.sb)
-            if want_product:
+            if right is not None and e_ar_t is not None:  # i.e. want_product
                 np.matmul(e_ar_t, b_n[:, j0:j1], out=right[R:, j0:j1])
             return {"noise_panels": time.perf_counter() - s}
 
         t1 = time.perf_counter()
         with threadpool_limits(limits=1, user_api="blas"):
             parts = list(self._pool.map(noise_columns, _spans(n, -(-n // (TILE * self.workers)) * TILE)))
-            right_max = _row_max(right) if want_product else None
+            right_max = _row_max(right) if right is not None else None
             col_spans = _spans(n, self.block_cols)
 
             def work(span: tuple[int, int]) -> dict[str, float]:
@@ -225,9 +225,10 @@ class NumpyBackend:
             words = np.bitwise_xor.reduce(colwords.reshape(nc, rows // TILE, cols // TILE, TILE), axis=3)
             transcripts[i0 // TILE : i1 // TILE, j0 // TILE : j1 // TILE] = fold_words(words.transpose(1, 2, 0))
             times["transcript"] += time.perf_counter() - t
-            if product is not None:
+            if left is not None:  # i.e. product is not None
                 t = time.perf_counter()
-                corr = np.matmul(left, right[:, j0:j1].astype(left.dtype, copy=False), out=part if left.dtype == np.float32 else None)
+                out = part if left.dtype == np.float32 else None
+                corr = np.matmul(left, right[:, j0:j1].astype(left.dtype, copy=False), out=out)
                 np.subtract(acc, corr, out=product[i0:i1, j0:j1], dtype=np.int32, casting="unsafe")
                 times["peel"] += time.perf_counter() - t
         return times

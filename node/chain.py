@@ -1,11 +1,13 @@
 """The chain service: validates, stores, connects and reorganises blocks on a key-value store.
 
-A plain synchronous class; the asyncio daemon runs it on one thread.
+A plain synchronous class, not thread-safe; the daemon reaches it only through
+``node.chainhandle.ChainHandle``, which runs every call on one thread.
 
 How a block travels (``submit_block``):
 
-1. Decode (bytes in) and drop duplicates. A block whose parent is unknown waits
-   in a bounded orphan pool (oldest evicted first) until the parent arrives.
+1. Drop duplicates (the caller decoded the block and passes its encoded size).
+   A block whose parent is unknown waits in a bounded orphan pool (oldest
+   evicted first) until the parent arrives.
 2. ``consensus.validation.validate_block`` against the parent: everything but
    account state. An invalid block raises and changes nothing, on disk or in
    memory.
@@ -34,17 +36,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
-from consensus.codec import (
-    decode_block,
-    decode_block_body,
-    decode_certificate,
-    decode_header,
-    encode_block_body,
-    encode_certificate,
-    encode_header,
-)
-from consensus.errors import AncestorInvalid, BadLinkage, BlockTooLarge, ConsensusError, DecodeError, InvalidBlock
+from consensus.codec import decode_header, encode_block, encode_block_body, encode_certificate, encode_header
+from consensus.errors import AncestorInvalid, BadLinkage, BlockTooLarge, ConsensusError, InvalidBlock
 from consensus.forkchoice import ChainTip, compute_chain_work, is_better_chain, select_best_tip
 from consensus.genesis import ZERO_ID, make_genesis_block
 from consensus.networks import NetworkParams
@@ -55,20 +50,27 @@ from consensus.validation import MEDIAN_TIME_SPAN, ParentInfo, validate_block
 from pouw.header import compute_work
 
 from . import schema
+from .chaincheck import ChainReport, verify_store
 from .errors import StorageError, WrongDatabaseError
+from .records import DictView, PlannedView, StoreView, decode_stored, load_block
 from .schema import STATUS_STORED, STATUS_VALID, IndexEntry
-from .store import KeyValueStore, LevelDBStore, WriteBatch
+from .store import KeyValueReader, KeyValueStore, LevelDBStore, WriteBatch
 
 DEFAULT_MAX_ORPHANS = 100
 
-CONNECTED = "connected"
-"""The block is now the tip (possibly after a reorg)."""
-SIDE_BRANCH = "side-branch"
-"""Valid as far as checkable without its branch's state; stored, not on the main chain."""
-ORPHAN = "orphan"
-"""Parent unknown; held in memory until it arrives."""
-DUPLICATE = "duplicate"
-"""Already stored or already waiting as an orphan."""
+
+
+class BlockStatus(StrEnum):
+    """What ``ChainService.submit_block`` did with a valid block."""
+
+    CONNECTED = "connected"
+    """The block is now the tip (possibly after a reorg)."""
+    SIDE_BRANCH = "side-branch"
+    """Valid as far as checkable without its branch's state; stored, not on the main chain."""
+    ORPHAN = "orphan"
+    """Parent unknown; held in memory until it arrives."""
+    DUPLICATE = "duplicate"
+    """Already stored or already waiting as an orphan."""
 
 
 @dataclass(frozen=True)
@@ -88,58 +90,10 @@ class SubmitResult:
     """What ``submit_block`` did with a block."""
 
     block_id: bytes
-    status: str
-    """``connected``, ``side-branch``, ``orphan`` or ``duplicate``."""
+    status: BlockStatus
     tip_change: TipChange | None = None
     orphans_accepted: tuple[bytes, ...] = ()
     """Orphans that this block's arrival made acceptable (stored or connected)."""
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """Outcome of ``verify_chain``."""
-
-    ok: bool
-    tip: bytes
-    height: int
-    blocks_replayed: int
-    accounts_checked: int
-    problems: tuple[str, ...]
-
-
-class _StoreView:
-    """``AccountView`` reading accounts from the store."""
-
-    def __init__(self, store: KeyValueStore) -> None:
-        self.store = store
-
-    def get_account(self, address: bytes) -> Account | None:
-        raw = self.store.get(schema.account_key(address))
-        return None if raw is None else schema.decode_account(raw)
-
-
-class _PlannedView:
-    """``AccountView`` of planned (not yet written) changes on top of another view."""
-
-    def __init__(self, base) -> None:
-        self.base = base
-        self.changes: dict[bytes, Account | None] = {}
-
-    def get_account(self, address: bytes) -> Account | None:
-        if address in self.changes:
-            return self.changes[address]
-        return self.base.get_account(address)
-
-    def set(self, address: bytes, account: Account | None) -> None:
-        self.changes[address] = account
-
-
-class _DictView:
-    def __init__(self, accounts: dict[bytes, Account]) -> None:
-        self.accounts = accounts
-
-    def get_account(self, address: bytes) -> Account | None:
-        return self.accounts.get(address)
 
 
 class ChainService:
@@ -171,10 +125,10 @@ class ChainService:
         self._children: dict[bytes, list[bytes]] = {}
         self._main: list[bytes] = []
         self._invalid: set[bytes] = set()
-        self._orphans: OrderedDict[bytes, tuple[Block, int | None]] = OrderedDict()
+        self._orphans: OrderedDict[bytes, tuple[Block, int]] = OrderedDict()
         self._orphans_by_parent: dict[bytes, list[bytes]] = {}
         self._next_seq = 0
-        self._view = _StoreView(store)
+        self._view = StoreView(store)
         self.genesis = make_genesis_block(params)
         self.genesis_id = self.genesis.header.block_id
         self._open()
@@ -225,7 +179,7 @@ class ChainService:
     def get_header(self, block_id: bytes) -> Header | None:
         """Header of a stored block."""
         raw = self._store.get(schema.header_key(block_id))
-        return None if raw is None else _decode_stored(decode_header, raw)
+        return None if raw is None else decode_stored(decode_header, raw)
 
     def get_block(self, block_id: bytes) -> Block | None:
         """A stored block (main chain or side branch)."""
@@ -259,27 +213,31 @@ class ChainService:
 
     # --- writing ------------------------------------------------------------------------------
 
-    def submit_block(self, block: Block | bytes) -> SubmitResult:
+    def submit_block(self, block: Block, size: int | None = None) -> SubmitResult:
         """Validate and accept a block; raise a ``consensus.errors.ConsensusError`` if it is invalid.
 
+        ``size`` is the block's encoded size when the caller has it (it decoded
+        the block from bytes); otherwise the block is encoded once to learn it.
         On error nothing changes (neither the database nor the in-memory state).
         """
-        size = None
-        if isinstance(block, (bytes, bytearray, memoryview)):
-            size = len(block)
-            block = decode_block(bytes(block))
+        if size is None:
+            size = len(encode_block(block))
         block_id = block.header.block_id
         if block_id in self._index or block_id in self._orphans:
-            return SubmitResult(block_id, DUPLICATE)
+            return SubmitResult(block_id, BlockStatus.DUPLICATE)
         if block_id in self._invalid or block.prev_id in self._invalid:
             raise AncestorInvalid(f"block {block_id.hex()} is or descends from a block found invalid")
         parent = self._index.get(block.prev_id)
         if parent is None:
             self._add_orphan(block, size)
-            return SubmitResult(block_id, ORPHAN)
+            return SubmitResult(block_id, BlockStatus.ORPHAN)
         result = self._accept(block, parent, size)
         accepted = self._process_orphans(block_id)
         return replace(result, orphans_accepted=tuple(accepted)) if accepted else result
+
+    def snapshot_state(self) -> KeyValueReader:
+        """An immutable view of the store (accounts and blocks) as of now; readable from any thread."""
+        return self._store.snapshot()
 
     # --- start-up -----------------------------------------------------------------------------
 
@@ -305,7 +263,7 @@ class ChainService:
         pre = genesis.header.pre
         entry = IndexEntry(self.genesis_id, 0, ZERO_ID, pre.time, pre.target, compute_work(pre.target),
                            STATUS_VALID, 0)
-        change = apply_block(_DictView({}), genesis)
+        change = apply_block(DictView({}), genesis)
         batch = WriteBatch()
         self._put_block(batch, genesis, entry)
         for address, account in change.accounts:
@@ -356,7 +314,7 @@ class ChainService:
 
     # --- accepting ----------------------------------------------------------------------------
 
-    def _accept(self, block: Block, parent: IndexEntry, size: int | None) -> SubmitResult:
+    def _accept(self, block: Block, parent: IndexEntry, size: int) -> SubmitResult:
         block_id = block.header.block_id
         validate_block(block, self.get_parent_info(parent.block_id), self.params, int(self._clock()),
                        encoded_size=size, check_certificate=self._check_certificates)
@@ -368,10 +326,10 @@ class ChainService:
             self._put_block(batch, block, entry)
             self._store.write(batch)
             self._remember(entry)
-            return SubmitResult(block_id, SIDE_BRANCH)
+            return SubmitResult(block_id, BlockStatus.SIDE_BRANCH)
         change = self._reorganize(entry, block)
         assert change is not None
-        return SubmitResult(block_id, CONNECTED, change)
+        return SubmitResult(block_id, BlockStatus.CONNECTED, change)
 
     def _reorganize(self, target: IndexEntry, pending: Block | None) -> TipChange | None:
         """Make ``target`` the tip. ``pending`` is ``target``'s block when it is not stored yet.
@@ -391,16 +349,16 @@ class ChainService:
         old_tip = self.tip_id
         disconnect = list(reversed(self._main[fork.height + 1 :]))
 
-        planned = _PlannedView(self._view)
+        planned = PlannedView(self._view)
         steps: list[tuple[bool, IndexEntry, WriteBatch]] = []
         for block_id in disconnect:
             entry = self._index[block_id]
             steps.append((False, entry, self._plan_disconnect(entry, planned)))
         for entry in branch:
             is_pending = pending is not None and entry is target
-            block = pending if is_pending else self._load_block(entry.block_id)
+            block = pending if is_pending and pending is not None else self._load_block(entry.block_id)
             try:
-                change = apply_block(planned, block)
+                connected, batch = self._plan_connect(entry, block, planned, store_block=is_pending)
             except InvalidBlock as e:
                 if is_pending:
                     raise
@@ -410,20 +368,6 @@ class ChainService:
                         f"ancestor {entry.block_id.hex()} at height {entry.height} is invalid: {e}"
                     ) from e
                 return None
-            connected = replace(entry, status=STATUS_VALID)
-            batch = WriteBatch()
-            if is_pending:
-                self._put_block(batch, block, connected)
-            elif entry.status != STATUS_VALID:
-                batch.put(schema.index_key(entry.block_id), schema.encode_index(connected))
-            for address, account in change.accounts:
-                batch.put(schema.account_key(address), schema.encode_account(account))
-                planned.set(address, account)
-            batch.put(schema.undo_key(entry.block_id), schema.encode_undo(change.undo))
-            for tx in block.transactions:
-                batch.put(schema.tx_key(compute_tx_id(tx)), entry.block_id)
-            batch.put(schema.main_key(entry.height), entry.block_id)
-            batch.put(schema.TIP_KEY, entry.block_id)
             steps.append((True, connected, batch))
 
         for is_connect, entry, batch in steps:
@@ -435,7 +379,27 @@ class ChainService:
                 self._main.pop()
         return TipChange(old_tip, target.block_id, tuple(disconnect), tuple(e.block_id for e in branch))
 
-    def _plan_disconnect(self, entry: IndexEntry, planned: _PlannedView) -> WriteBatch:
+    def _plan_connect(self, entry: IndexEntry, block: Block, planned: PlannedView, *,
+                      store_block: bool) -> tuple[IndexEntry, WriteBatch]:
+        """The write batch that connects ``block`` on top of ``planned`` (updated); raises ``InvalidBlock``."""
+        change = apply_block(planned, block)
+        connected = replace(entry, status=STATUS_VALID)
+        batch = WriteBatch()
+        if store_block:
+            self._put_block(batch, block, connected)
+        elif entry.status != STATUS_VALID:
+            batch.put(schema.index_key(entry.block_id), schema.encode_index(connected))
+        for address, account in change.accounts:
+            batch.put(schema.account_key(address), schema.encode_account(account))
+            planned.set(address, account)
+        batch.put(schema.undo_key(entry.block_id), schema.encode_undo(change.undo))
+        for tx in block.transactions:
+            batch.put(schema.tx_key(compute_tx_id(tx)), entry.block_id)
+        batch.put(schema.main_key(entry.height), entry.block_id)
+        batch.put(schema.TIP_KEY, entry.block_id)
+        return connected, batch
+
+    def _plan_disconnect(self, entry: IndexEntry, planned: PlannedView) -> WriteBatch:
         raw = self._store.get(schema.undo_key(entry.block_id))
         if raw is None:
             raise StorageError(f"main-chain block {entry.block_id.hex()} has no undo record")
@@ -469,11 +433,11 @@ class ChainService:
 
     # --- orphans ------------------------------------------------------------------------------
 
-    def _add_orphan(self, block: Block, size: int | None) -> None:
+    def _add_orphan(self, block: Block, size: int) -> None:
         block_id = block.header.block_id
         if block.height == 0:
             raise BadLinkage(f"a second genesis block {block_id.hex()}; expected {self.genesis_id.hex()}")
-        if size is not None and size > self.params.max_block_size:
+        if size > self.params.max_block_size:
             raise BlockTooLarge(f"expected at most {self.params.max_block_size} bytes, found {size}")
         while len(self._orphans) >= self._max_orphans:
             old_id, (old, _) = self._orphans.popitem(last=False)
@@ -524,94 +488,3 @@ class ChainService:
             problems = (*report.problems, "in-memory main chain differs from the height index on disk")
             return replace(report, ok=False, problems=problems)
         return report
-
-
-def _decode_stored(decoder, *args):
-    try:
-        return decoder(*args)
-    except DecodeError as e:
-        raise StorageError(f"stored record does not decode: {e}") from e
-
-
-def load_block(store: KeyValueStore, block_id: bytes) -> Block:
-    """Reassemble a stored block from its header, certificate and body records."""
-    raw_header = store.get(schema.header_key(block_id))
-    raw_cert = store.get(schema.certificate_key(block_id))
-    raw_body = store.get(schema.body_key(block_id))
-    if raw_header is None or raw_cert is None or raw_body is None:
-        raise StorageError(f"block {block_id.hex()} is indexed but its data is missing")
-    header = _decode_stored(decode_header, raw_header)
-    genesis = header.pre.height == 0
-    certificate = None if genesis else _decode_stored(decode_certificate, raw_cert, header.pre.k)
-    transactions = _decode_stored(decode_block_body, raw_body, genesis)
-    return Block(header, certificate, transactions)
-
-
-def verify_store(store: KeyValueStore, params: NetworkParams) -> ChainReport:
-    """Check a chain database without changing it: replay the main chain from genesis and compare.
-
-    Checks: the height index is contiguous from the preset's genesis block,
-    linked by parent ids, and ends at the tip record; every main-chain block
-    above genesis has an undo record and no other block has one; the accounts
-    on disk equal the accounts a replay of the main-chain blocks produces, and
-    the transaction index maps exactly the main chain's transactions to their blocks.
-    Certificates and signatures are not re-checked (they were when the blocks
-    arrived); the replay runs the state transition.
-    """
-    genesis_id = make_genesis_block(params).header.block_id
-    problems: list[str] = []
-    main: list[bytes] = []
-    for key, value in store.iterate(schema.MAIN):
-        height = schema.decode_main_key(key)
-        if height != len(main):
-            problems.append(f"height index jumps from {len(main) - 1} to {height}")
-            break
-        main.append(value)
-    tip = store.get(schema.TIP_KEY) or b""
-    if not main or main[0] != genesis_id:
-        problems.append("height index does not start at the genesis block")
-    if main and tip != main[-1]:
-        problems.append(f"tip record {tip.hex()} is not the last indexed block {main[-1].hex()}")
-    for height, block_id in enumerate(main):
-        raw = store.get(schema.index_key(block_id))
-        if raw is None:
-            problems.append(f"main-chain block {block_id.hex()} has no index record")
-            continue
-        entry = schema.decode_index(block_id, raw)
-        if entry.height != height:
-            problems.append(f"block {block_id.hex()} indexed at height {height} but records {entry.height}")
-        if height > 0 and entry.parent != main[height - 1]:
-            problems.append(f"block at height {height} does not link to the block below it")
-        if height > 0 and store.get(schema.undo_key(block_id)) is None:
-            problems.append(f"main-chain block at height {height} has no undo record")
-    on_main = set(main)
-    for key, _ in store.iterate(schema.UNDO):
-        if key[1:] not in on_main:
-            problems.append(f"undo record for {key[1:].hex()}, which is not on the main chain")
-
-    replayed: dict[bytes, Account] = {}
-    view = _DictView(replayed)
-    count = 0
-    tx_index: dict[bytes, bytes] = {}
-    for block_id in main:
-        try:
-            block = load_block(store, block_id)
-            change = apply_block(view, block)
-        except (ConsensusError, StorageError) as e:
-            problems.append(f"replay failed at block {block_id.hex()}: {e}")
-            break
-        replayed.update(change.accounts)
-        tx_index.update((compute_tx_id(tx), block_id) for tx in block.transactions)
-        count += 1
-    stored_tx_index = {key[1:]: value for key, value in store.iterate(schema.TX)}
-    if stored_tx_index != tx_index:
-        problems.append(f"transaction index holds {len(stored_tx_index)} entries, the main chain "
-                        f"{len(tx_index)} (or they point at different blocks)")
-    stored = {key[1:]: schema.decode_account(value) for key, value in store.iterate(schema.ACCOUNT)}
-    if stored != replayed:
-        differing = sorted(set(stored) ^ set(replayed) | {a for a in stored if stored[a] != replayed.get(a)})
-        problems.append(
-            f"{len(differing)} accounts differ from the replay, e.g. "
-            + ", ".join(f"{a.hex()}: stored {stored.get(a)} replayed {replayed.get(a)}" for a in differing[:3])
-        )
-    return ChainReport(not problems, tip, len(main) - 1, count, len(stored), tuple(problems))

@@ -19,3 +19,7 @@ class StorageError(NodeError):
 
 class WrongDatabaseError(StorageError):
     """The database was created for another network, genesis block or schema version."""
+
+
+class StartupError(NodeError):
+    """The node could not start (a port in use, a data directory another node holds); nothing is left open."""

@@ -13,6 +13,7 @@ survive a restart; a job found ``mining`` at start-up goes back to the queue.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import threading
@@ -20,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 
@@ -32,8 +34,23 @@ from . import schema
 from .blobs import BlobStore, encode_npy, load_matrix
 from .store import KeyValueStore, WriteBatch
 
-QUEUED, MINING, DONE, FAILED, CANCELLED = "queued", "mining", "done", "failed", "cancelled"
-STATUSES = (QUEUED, MINING, DONE, FAILED, CANCELLED)
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life cycle."""
+
+    QUEUED = "queued"
+    MINING = "mining"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+QUEUED, MINING, DONE, FAILED, CANCELLED = (JobStatus.QUEUED, JobStatus.MINING, JobStatus.DONE, JobStatus.FAILED,
+                                           JobStatus.CANCELLED)
+STATUSES = tuple(JobStatus)
+WAITING = (QUEUED, MINING)
+"""Statuses of a job whose product does not exist yet."""
 DEFAULT_MAX_QUEUED = 64
 PREPARED_CACHE = 4
 DEFAULT_MAX_ELEMENTS = 4096 * 4096
@@ -51,7 +68,7 @@ class JobError(Exception):
 @dataclass
 class Job:
     job_id: str
-    status: str
+    status: JobStatus
     shape: tuple[int, int, int]
     """``(m, k, n)`` as submitted."""
     padded: tuple[int, int, int]
@@ -71,7 +88,7 @@ class Job:
         m, k, n = self.shape
         pm, pk, pn = self.padded
         return {
-            "job_id": self.job_id, "status": self.status,
+            "job_id": self.job_id, "status": str(self.status),
             "shape": {"m": m, "k": k, "n": n}, "padded_shape": {"m": pm, "k": pk, "n": pn},
             "a": self.a, "b": self.b, "created": self.created, "started": self.started,
             "finished": self.finished, "blocks": list(self.blocks or []), "error": self.error,
@@ -86,7 +103,7 @@ class Job:
     def decode(cls, raw: bytes) -> Job:
         d = json.loads(raw)
         s, p = d["shape"], d["padded_shape"]
-        return cls(d["job_id"], d["status"], (s["m"], s["k"], s["n"]), (p["m"], p["k"], p["n"]), d["a"], d["b"],
+        return cls(d["job_id"], JobStatus(d["status"]), (s["m"], s["k"], s["n"]), (p["m"], p["k"], p["n"]), d["a"], d["b"],
                    d["created"], d["started"], d["finished"], d["blocks"], d["error"], d["result"])
 
 
@@ -113,7 +130,11 @@ def freivalds_evidence(a: np.ndarray, b: np.ndarray, c: np.ndarray, job_id: byte
 
 
 class JobService:
-    """Job records, the queue and results. Thread-safe (the miner finishes jobs from a worker thread)."""
+    """Job records, the queue and results. Thread-safe (the miner finishes jobs from its own thread).
+
+    ``on_change(job)`` hears every change, with a copy of the record, on the
+    thread that made it.
+    """
 
     def __init__(self, store: KeyValueStore, blobs: BlobStore, *, max_queued: int = DEFAULT_MAX_QUEUED,
                  max_elements: int = DEFAULT_MAX_ELEMENTS, clock: Callable[[], float] = time.time,
@@ -127,6 +148,8 @@ class JobService:
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._prepared: OrderedDict[str, Prepared] = OrderedDict()
+        self._mining: dict[str, Prepared] = {}
+        """Matrices of the jobs being mined, so ``finish`` checks the product without reloading them."""
         for _, raw in store.iterate(schema.JOB):
             job = Job.decode(raw)
             if job.status == MINING:  # interrupted by a stop or a crash: do it again
@@ -144,7 +167,7 @@ class JobService:
     def _changed(self, job: Job) -> None:
         self._save(job)
         if self.on_change is not None:
-            self.on_change(job)
+            self.on_change(copy.copy(job))
 
     def get(self, job_id: str) -> Job:
         with self._lock:
@@ -152,6 +175,11 @@ class JobService:
         if job is None:
             raise JobError("not-found", f"no job {job_id}")
         return job
+
+    def has_queued(self) -> bool:
+        """Whether a job waits for the miner."""
+        with self._lock:
+            return any(j.status == QUEUED for j in self._jobs.values())
 
     def list(self, status: str | None = None) -> list[Job]:
         with self._lock:
@@ -173,10 +201,17 @@ class JobService:
 
     # --- submission --------------------------------------------------------------------------
 
-    def submit(self, a_blob: str, b_blob: str) -> Job:
-        """Create (or find) the job of two stored matrices; raise ``JobError`` or ``BlobError``."""
-        a = load_matrix(self.blobs.get(a_blob), "A")
-        b = load_matrix(self.blobs.get(b_blob), "B")
+    def submit(self, a_blob: str, b_blob: str, matrices: tuple[np.ndarray, np.ndarray] | None = None) -> Job:
+        """Create (or find) the job of two stored matrices; raise ``JobError`` or ``BlobError``.
+
+        ``matrices``: the blobs already parsed with ``load_matrix`` (the RPC did
+        it while storing them), so they are not read and parsed again.
+        """
+        if matrices is None:
+            a = load_matrix(self.blobs.get(a_blob), "A")
+            b = load_matrix(self.blobs.get(b_blob), "B")
+        else:
+            a, b = matrices
         if a.shape[1] != b.shape[0]:
             raise JobError("invalid", f"inner dimensions differ: A is {a.shape[0]}x{a.shape[1]}, "
                            f"B is {b.shape[0]}x{b.shape[1]}")
@@ -195,7 +230,7 @@ class JobService:
             existing = self._jobs.get(job_id)
             if existing is not None and existing.status != CANCELLED:
                 return existing
-            queued = sum(1 for j in self._jobs.values() if j.status in (QUEUED, MINING))
+            queued = sum(1 for j in self._jobs.values() if j.status in WAITING)
             if queued >= self.max_queued:
                 raise JobError("queue-full", f"the job queue is full ({self.max_queued} jobs waiting); try later")
             job = Job(job_id, QUEUED, (m, k, n), (pm, pk, pn), a_blob, b_blob, self.clock(), blocks=[])
@@ -226,15 +261,17 @@ class JobService:
             self._changed(job)
         with self._lock:
             prepared = self._prepared.pop(job.job_id, None)
-        if prepared is not None:
-            return job, prepared
-        try:  # after a restart: reload, pad and commit again
-            a = load_matrix(self.blobs.get(job.a), "A")
-            b = load_matrix(self.blobs.get(job.b), "B")
-            return job, prepare(*pad_pair(a, b))
-        except Exception as e:  # noqa: BLE001 - a job whose blobs vanished fails, the node goes on
-            self.fail(job.job_id, f"cannot load the matrices: {e}")
-            return None
+        if prepared is None:
+            try:  # after a restart: reload, pad and commit again
+                a = load_matrix(self.blobs.get(job.a), "A")
+                b = load_matrix(self.blobs.get(job.b), "B")
+                prepared = prepare(*pad_pair(a, b))
+            except Exception as e:  # a job whose blobs vanished fails, the node goes on
+                self.fail(job.job_id, f"cannot load the matrices: {e}")
+                return None
+        with self._lock:
+            self._mining[job.job_id] = prepared
+        return job, prepared
 
     def add_block(self, job_id: str, block_id: bytes) -> None:
         with self._lock:
@@ -249,12 +286,17 @@ class JobService:
         check raises ``JobError`` and leaves the job as it was.
         """
         job = self.get(job_id)
-        if from_peer and job.status not in (QUEUED, MINING):
+        if from_peer and job.status not in WAITING:
             return job
         m, k, n = job.shape
         c = np.ascontiguousarray(product[:m, :n], dtype=np.int32)
-        a = load_matrix(self.blobs.get(job.a), "A")
-        b = load_matrix(self.blobs.get(job.b), "B")
+        with self._lock:
+            prepared = self._mining.pop(job_id, None) if not from_peer else self._mining.get(job_id)
+        if prepared is not None:  # the padded matrices the miner multiplied: crop, do not reload
+            a, b = prepared.a[:m, :k], prepared.b[:k, :n]
+        else:
+            a = load_matrix(self.blobs.get(job.a), "A")
+            b = load_matrix(self.blobs.get(job.b), "B")
         if c.shape != (m, n):
             raise JobError("invalid", f"product of shape {c.shape}, the job needs {(m, n)}")
         evidence = freivalds_evidence(a, b, c, bytes.fromhex(job_id))
@@ -274,7 +316,7 @@ class JobService:
         """A product computed elsewhere (``.npy``, int32, m x n): checked here before it counts."""
         try:
             c = np.load(io.BytesIO(npy_bytes), allow_pickle=False)
-        except Exception as e:  # noqa: BLE001 - whatever np.load raises on garbage
+        except Exception as e:  # whatever np.load raises on garbage
             raise JobError("invalid", f"the peer's product is not a .npy file: {e}") from None
         if not isinstance(c, np.ndarray) or c.dtype != np.int32 or c.ndim != 2:
             raise JobError("invalid", "the peer's product is not a 2-D int32 matrix")
@@ -282,6 +324,7 @@ class JobService:
 
     def fail(self, job_id: str, error: str) -> Job:
         with self._lock:
+            self._mining.pop(job_id, None)
             job = self.get(job_id)
             job.status, job.finished, job.error = FAILED, self.clock(), error
             self._changed(job)

@@ -131,6 +131,10 @@ class Metrics:
             self.jobs.labels(status=status).set(count)
         self._job_statuses |= set(counts)
 
+    def record_block_found(self) -> None:
+        """This node's miner found a block."""
+        self.miner_blocks_found.inc()
+
     def record_mined(self, *, matmuls: int = 1, macs: int = 0) -> None:
         self.miner_matmuls.inc(matmuls)
         if macs:

@@ -1,11 +1,14 @@
-"""The miner: builds templates, mines off the event loop, and hands found blocks to the node.
+"""The miner: builds templates, mines off the event loop, and hands found blocks to the chain.
 
 Work comes from the job queue (a job's padded matrices, one nonce: the exact
 product falls out of that matmul) or, when no job waits, from a random int7
 pair of the configured shape, committed once and reused for every nonce. The
 miner rebuilds its template when the tip changes (and every few seconds, to
-refresh time and transactions). A found block goes through ``Node.submit_block``,
-the same path as a block from a peer.
+refresh time and transactions). A found block goes through the chain handle's
+``submit_block``, the same path as a block from a peer.
+
+The miner sees only its narrow collaborators (``MinerChain``,
+``TemplateSource``, ``JobQueue``, ``MinerMetrics``) and a ``kernels`` backend.
 """
 
 from __future__ import annotations
@@ -14,26 +17,72 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
 from consensus.assemble import BlockTemplate, assemble_block
+from consensus.errors import ConsensusError
+from consensus.types import Block
 from kernels.base import Backend, Prepared, prepare
 
-if TYPE_CHECKING:
-    from .node import Node
+from .jobs import Job
 
 log = logging.getLogger(__name__)
 TEMPLATE_MAX_AGE = 5.0
 
 
-class Miner:
-    """Mines continuously while started; also serves ``generate`` for ``generatetoaddress``."""
+class MinerChain(Protocol):
+    """The chain as the miner sees it (``node.chainhandle.ChainHandle``)."""
 
-    def __init__(self, node: Node, backend: Backend, address: bytes, shape: tuple[int, int, int]) -> None:
-        self.node = node
+    @property
+    def tip_id(self) -> bytes: ...
+
+    async def submit_block(self, block: Block, source: str) -> Any:
+        """Take a block; raise ``ConsensusError`` if it is invalid."""
+        ...
+
+
+class TemplateSource(Protocol):
+    """Templates on the current tip (``node.templates.TemplateMaker``)."""
+
+    async def template(self, address: bytes, shape: tuple[int, int, int]) -> BlockTemplate:
+        """A template paying ``address``; ``shape`` is ``(m, n, k)``."""
+        ...
+
+
+class JobQueue(Protocol):
+    """The job queue as the miner sees it (``node.jobs.JobService``); called from the miner's thread."""
+
+    def take_next(self) -> tuple[Job, Prepared] | None: ...
+
+    def has_queued(self) -> bool: ...
+
+    def add_block(self, job_id: str, block_id: bytes) -> None: ...
+
+    def finish(self, job_id: str, product: np.ndarray) -> Job: ...
+
+
+class MinerMetrics(Protocol):
+    def record_mined(self, *, matmuls: int = 1, macs: int = 0) -> None: ...
+
+    def record_block_found(self) -> None: ...
+
+
+class Miner:
+    """Mines continuously while started; also serves ``generate`` for ``generatetoaddress``.
+
+    Use as ``async with Miner(...) as miner``: leaving stops mining and joins
+    the miner's thread.
+    """
+
+    def __init__(self, backend: Backend, *, chain: MinerChain, templates: TemplateSource, jobs: JobQueue,
+                 metrics: MinerMetrics, address: bytes, shape: tuple[int, int, int]) -> None:
         self.backend = backend
+        self.chain = chain
+        self.templates = templates
+        self.jobs = jobs
+        self.metrics = metrics
         self.address = address
         self.shape = shape
         """``(m, k, n)`` of the random matrices."""
@@ -44,12 +93,11 @@ class Miner:
         self._exec = ThreadPoolExecutor(1, thread_name_prefix="pouw-miner")
         self._task: asyncio.Task | None = None
         self._nonce = int.from_bytes(np.random.default_rng().bytes(4), "little") << 32
-        self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> Miner:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.stop()
         self._exec.shutdown(wait=True)
 
@@ -70,15 +118,19 @@ class Miner:
             except asyncio.CancelledError:
                 pass
 
+    async def _on_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, *args)
+
     async def _random_pair(self) -> Prepared:
         if self._random is None:
             m, k, n = self.shape
 
             def make() -> Prepared:
                 rng = np.random.default_rng()  # work matrices, not consensus values
-                return prepare(rng.integers(-64, 64, (m, k), dtype=np.int8), rng.integers(-64, 64, (k, n), dtype=np.int8))
+                return prepare(rng.integers(-64, 64, (m, k), dtype=np.int8),
+                               rng.integers(-64, 64, (k, n), dtype=np.int8))
 
-            self._random = await asyncio.get_running_loop().run_in_executor(self._exec, make)
+            self._random = await self._on_thread(make)
         return self._random
 
     async def _run(self) -> None:
@@ -87,8 +139,8 @@ class Miner:
                 await self.mine_round(self.address, stop_on_block=False)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep mining after a bad round, but say why
-                log.exception("mining round failed; retrying in 1 s")
+            except Exception:
+                log.exception("mining round failed; retrying in 1 s")  # keep mining, but say why
                 await asyncio.sleep(1.0)
 
     async def generate(self, count: int, address: bytes) -> list[bytes]:
@@ -101,41 +153,56 @@ class Miner:
         return found
 
     async def mine_round(self, address: bytes, *, stop_on_block: bool) -> bytes | None:
-        """Mine one template until it is stale (or, with ``stop_on_block``, until a block connects)."""
-        loop = asyncio.get_running_loop()
-        taken = await loop.run_in_executor(self._exec, self.node.jobs.take_next)
+        """Mine one template until it is stale (or, with ``stop_on_block``, until a block is found).
+
+        A job's matrices are mined for one nonce (that yields the product) and
+        the round ends there; random matrices are mined until the tip moves, a
+        block is found, the template ages, or a job arrives.
+        """
+        taken = await self._on_thread(self.jobs.take_next)
         job, prepared = taken if taken is not None else (None, await self._random_pair())
         m, k, n = prepared.shape
-        template: BlockTemplate = await self.node.make_template(address, (m, n, k))
+        template = await self.templates.template(address, (m, n, k))
         built = time.monotonic()
-        first = True
         while True:
-            nonce = self._nonce
-            self._nonce = (self._nonce + 1) % (1 << 64)
-            want_product = job is not None and first
-            result = await loop.run_in_executor(
-                self._exec, lambda: self.backend.mine(prepared, template.pre, nonce, want_product=want_product))
-            self.matmuls += 1
-            self.macs += m * k * n
-            self.node.metrics_miner(m * k * n)
-            block_id = None
-            if result.winners:
-                w = result.winners[0]
-                block = assemble_block(template, result.header(prepared, w), result.certificate(prepared, w))
-                outcome = await self.node.submit_block(block, source="miner")
-                block_id = block.header.block_id
-                if outcome is not None:
-                    self.blocks_found += 1
-                    self.node.metrics.miner_blocks_found.inc()
-                    log.info("mined block %s at height %d", block_id.hex()[:16], block.height)
-                if job is not None:
-                    await loop.run_in_executor(self._exec, self.node.jobs.add_block, job.job_id, block_id)
-            if want_product:
-                await self.node.finish_job(job.job_id, result.product)
-                job = None
+            want_product = job is not None
+            result = await self._mine_nonce(prepared, template, want_product)
+            block_id = await self._submit_winner(template, prepared, result, job)
+            if job is not None:
+                await self._on_thread(self.jobs.finish, job.job_id, result.product)
                 return block_id
-            first = False
-            if block_id is not None or self.node.chain.tip_id != template.pre.prev_id:
+            if block_id is not None or self.chain.tip_id != template.pre.prev_id:
                 return block_id
-            if stop_on_block is False and (time.monotonic() - built > TEMPLATE_MAX_AGE or self.node.jobs_waiting()):
+            if not stop_on_block and (time.monotonic() - built > TEMPLATE_MAX_AGE or self.jobs.has_queued()):
                 return None
+
+    async def _mine_nonce(self, prepared: Prepared, template: BlockTemplate, want_product: bool) -> Any:
+        nonce = self._nonce
+        self._nonce = (self._nonce + 1) % (1 << 64)
+        result = await self._on_thread(
+            lambda: self.backend.mine(prepared, template.pre, nonce, want_product=want_product))
+        m, k, n = prepared.shape
+        self.matmuls += 1
+        self.macs += m * k * n
+        self.metrics.record_mined(matmuls=1, macs=m * k * n)
+        return result
+
+    async def _submit_winner(self, template: BlockTemplate, prepared: Prepared, result: Any,
+                             job: Job | None) -> bytes | None:
+        """Assemble and submit the block of the first winning tile, if any; its id."""
+        if not result.winners:
+            return None
+        w = result.winners[0]
+        block = assemble_block(template, result.header(prepared, w), result.certificate(prepared, w))
+        block_id = block.header.block_id
+        try:
+            await self.chain.submit_block(block, "miner")
+        except ConsensusError as e:
+            log.warning("mined block %s rejected: %s", block_id.hex()[:16], e)
+        else:
+            self.blocks_found += 1
+            self.metrics.record_block_found()
+            log.info("mined block %s at height %d", block_id.hex()[:16], block.height)
+        if job is not None:
+            await self._on_thread(self.jobs.add_block, job.job_id, block_id)
+        return block_id

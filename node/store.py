@@ -1,9 +1,9 @@
-"""The key-value store seam: a small ``KeyValueStore`` protocol, LevelDB behind it, and an in-memory fake.
+"""The key-value store seam: a small ``KeyValueStore`` protocol and LevelDB behind it.
 
 Everything the chain writes goes through ``write(batch)``, which applies all
 of a ``WriteBatch`` or nothing. ``LevelDBStore`` uses plyvel's
-``write_batch(transaction=True)``; ``MemoryStore`` applies a batch to a dict in
-one step and is what unit tests use. Shipped code always uses ``LevelDBStore``.
+``write_batch(transaction=True)``. Unit tests use an in-memory fake
+(``tests.support.memstore.MemoryStore``); shipped code always uses ``LevelDBStore``.
 
 ``sync=True`` makes LevelDB fsync its log on every batch, so a batch that
 returned survives a power cut; without it a batch survives a process crash
@@ -12,7 +12,6 @@ returned survives a power cut; without it a batch survives a process crash
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -37,11 +36,27 @@ class WriteBatch:
         return len(self.ops)
 
 
+class KeyValueReader(Protocol):
+    """Point reads of a store, or of an immutable snapshot of one."""
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value at ``key``, or ``None``."""
+        ...
+
+
 class KeyValueStore(Protocol):
     """What the chain needs from a database."""
 
     def get(self, key: bytes) -> bytes | None:
         """The value at ``key``, or ``None``."""
+        ...
+
+    def snapshot(self) -> KeyValueReader:
+        """An immutable view of the store as it is now: later writes do not show through it.
+
+        Readable from any thread while the owner keeps writing; it stops working
+        (raises) once the store is closed.
+        """
         ...
 
     def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
@@ -96,6 +111,9 @@ class LevelDBStore:
         except self._plyvel.Error as e:
             raise StorageError(f"LevelDB write failed: {e}") from e
 
+    def snapshot(self) -> KeyValueReader:
+        return _LevelDBSnapshot(self._db.snapshot(), self._plyvel)
+
     def close(self) -> None:
         self._db.close()
 
@@ -104,42 +122,15 @@ class LevelDBStore:
         return self._db.closed
 
 
-class MemoryStore:
-    """In-memory ``KeyValueStore`` for unit tests: a dict plus a sorted key list."""
+class _LevelDBSnapshot:
+    """``KeyValueReader`` over a plyvel snapshot."""
 
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self._keys: list[bytes] = []
-        self.writes = 0
-        """Number of batches applied (tests count them)."""
+    def __init__(self, snapshot, plyvel) -> None:
+        self._snapshot = snapshot
+        self._plyvel = plyvel
 
     def get(self, key: bytes) -> bytes | None:
-        return self.data.get(key)
-
-    def iterate(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        i = bisect.bisect_left(self._keys, prefix)
-        keys = []
-        while i < len(self._keys) and self._keys[i].startswith(prefix):
-            keys.append(self._keys[i])
-            i += 1
-        for key in keys:
-            yield key, self.data[key]
-
-    def write(self, batch: WriteBatch) -> None:
-        for key, value in batch.ops:
-            if value is None:
-                if key in self.data:
-                    del self.data[key]
-                    self._keys.pop(bisect.bisect_left(self._keys, key))
-            else:
-                if key not in self.data:
-                    bisect.insort(self._keys, key)
-                self.data[key] = value
-        self.writes += 1
-
-    def snapshot(self) -> dict[bytes, bytes]:
-        """A copy of the contents (tests compare before and after)."""
-        return dict(self.data)
-
-    def close(self) -> None:
-        pass
+        try:
+            return self._snapshot.get(key)
+        except (self._plyvel.Error, RuntimeError) as e:  # RuntimeError: the database was closed
+            raise StorageError(f"LevelDB snapshot read failed: {e}") from e

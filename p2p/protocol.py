@@ -38,7 +38,7 @@ Request/response protocols (one stream per request; requests at most
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from consensus.codec import decode_tx
@@ -263,10 +263,11 @@ def encode_blocks_response(blocks: list[bytes | None]) -> bytes:
     return b"".join(parts)
 
 
-def encode_blocks_page(ids: list[bytes], get_block: Callable[[bytes], bytes | None],
-                       limit: int = MAX_PAGE_BYTES) -> bytes:
-    """Response to a blocks-by-id request: the longest prefix of ``ids`` that stays under ``limit``
-    bytes (at least one entry), each block from ``get_block`` (``None``: not available)."""
+def blocks_page(ids: Sequence[bytes], get_block: Callable[[bytes], bytes | None],
+                limit: int = MAX_PAGE_BYTES) -> list[bytes | None]:
+    """The entries of a blocks-by-id response: blocks for the longest prefix of ``ids`` whose
+    encoding stays under ``limit`` bytes (at least one entry), each from ``get_block``
+    (``None``: not available)."""
     entries: list[bytes | None] = []
     size = _U32.size
     for block_id in ids:
@@ -276,7 +277,13 @@ def encode_blocks_page(ids: list[bytes], get_block: Callable[[bytes], bytes | No
             break
         size += entry
         entries.append(block)
-    return encode_blocks_response(entries)
+    return entries
+
+
+def encode_blocks_page(ids: Sequence[bytes], get_block: Callable[[bytes], bytes | None],
+                       limit: int = MAX_PAGE_BYTES) -> bytes:
+    """Response to a blocks-by-id request: ``encode_blocks_response`` of ``blocks_page``."""
+    return encode_blocks_response(blocks_page(ids, get_block, limit))
 
 
 def decode_blocks_response(data: bytes, requested: int) -> list[bytes | None]:

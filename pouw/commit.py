@@ -43,7 +43,7 @@ def node_key() -> bytes:
 def row_blocks(x: np.ndarray) -> list[memoryview]:
     """Bytes of each block of 16 consecutive rows of ``x`` (int8, row-major), without copying."""
     x = np.ascontiguousarray(x)
-    return [memoryview(x[i : i + TILE]).cast("B") for i in range(0, x.shape[0], TILE)]
+    return [x[i : i + TILE].data.cast("B") for i in range(0, x.shape[0], TILE)]
 
 
 @dataclass(frozen=True)

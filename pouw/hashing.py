@@ -16,12 +16,12 @@ from blake3 import blake3
 DOMAIN_PREFIX = b"pouw/v1/"
 
 
-def H(data: bytes) -> bytes:
+def H(data: bytes | memoryview) -> bytes:
     """Unkeyed BLAKE3, 32 bytes."""
     return blake3(data).digest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def K(name: str) -> bytes:
     """Domain key for ``name`` (ASCII): ``H(b"pouw/v1/" + name)``."""
     return H(DOMAIN_PREFIX + name.encode("ascii"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
-from .constants import HEADER_PRE_SIZE, HEADER_SIZE, MAX_U256, R, TILE
+from .constants import HEADER_PRE_SIZE, HEADER_SIZE, MAX_U256, TILE, R
 from .errors import DecodeError, EncodeError
 from .hashing import HK, K
 

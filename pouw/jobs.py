@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .hashing import H, HK, XOF, K, u32
+from .hashing import HK, XOF, H, K, u32
 
 FREIVALDS_MODULUS = (1 << 61) - 1
 _LIMB_BITS = 8
@@ -31,7 +31,7 @@ def compute_job_id(m: int, k: int, n: int, root_a: bytes, root_b: bytes) -> byte
 
 def product_hash(c: np.ndarray) -> bytes:
     """``H(C)``: BLAKE3 of the product's bytes as int32 little-endian, row-major."""
-    return H(memoryview(np.ascontiguousarray(c, dtype="<i4")).cast("B"))  # hashed in place, no copy
+    return H(np.ascontiguousarray(c, dtype="<i4").data.cast("B"))  # hashed in place, no copy
 
 
 def freivalds_vector(job_id: bytes, c_hash: bytes, n: int) -> list[int]:
@@ -67,6 +67,7 @@ def matvec_mod_p(mat: np.ndarray, vec: list[int], block_rows: int = 4096) -> lis
     v = np.array(vec, dtype=np.uint64)
     max_abs = max(int(mat.max()), -int(mat.min())) if mat.size else 0
     limb_bits = 53 - max(1, max_abs * cols).bit_length()
+    dtype: type[np.float64] | type[np.int64]
     if limb_bits >= 8:
         dtype, limb_bits = np.float64, min(limb_bits, 61)
     else:

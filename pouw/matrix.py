@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import K_MAX, K_MIN, MN_MAX, MN_MIN, R, TILE, VALUE_MAX, VALUE_MIN
+from .constants import K_MAX, K_MIN, MN_MAX, MN_MIN, TILE, VALUE_MAX, VALUE_MIN, R
 from .errors import InvalidMatrixError
 
 

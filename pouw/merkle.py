@@ -100,6 +100,6 @@ def root_from_path(
             sides.append(False)
             lo = lo + s
     node = leaf
-    for is_left, sibling in zip(reversed(sides), path):
+    for is_left, sibling in zip(reversed(sides), path, strict=True):
         node = HK(node_key, node + sibling) if is_left else HK(node_key, sibling + node)
     return node

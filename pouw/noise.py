@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import R, TILE
+from .constants import TILE, R
 from .hashing import XOF, u32
 from .seeds import compute_seeds
 

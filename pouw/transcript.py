@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from blake3 import blake3
 
-from .constants import MAX_U256, R, TILE, TRANSCRIPT_WORDS
+from .constants import MAX_U256, TILE, TRANSCRIPT_WORDS, R
 from .hashing import HK, le_int, u32
 
 
@@ -114,7 +114,7 @@ def winning_tiles(tickets: np.ndarray, threshold: int) -> list[tuple[int, int, b
     top = tickets[:, :, 24:32].copy().view("<u8")[:, :, 0]
     cand = np.nonzero(top <= np.uint64(threshold >> 192))
     wins = []
-    for i, j in zip(*cand):
+    for i, j in zip(*cand, strict=True):
         t = tickets[i, j].tobytes()
         if is_winning(t, threshold):
             wins.append((int(i), int(j), t))

@@ -23,15 +23,13 @@ import numpy as np
 
 from .certificate import certificate_length, decode_certificate
 from .commit import leaf_a, leaf_b, node_key
-from .constants import HEADER_SIZE, PROTOCOL_VERSION, K_MAX, K_MIN, MN_MAX, MN_MIN, R, TILE, VALUE_MAX, VALUE_MIN
+from .constants import HEADER_SIZE, K_MAX, K_MIN, MN_MAX, MN_MIN, PROTOCOL_VERSION, TILE, VALUE_MAX, VALUE_MIN, R
 from .errors import DecodeError, VerificationError
 from .header import Header
 from .merkle import root_from_path
 from .noise import a_indices, b_indices, eal_block, ebr_block_t, noise_a, noise_b_t
 from .seeds import compute_seeds
 from .transcript import compute_ticket, fold_words, is_winning, tile_words, win_threshold
-
-
 
 
 @dataclass(frozen=True)

@@ -196,7 +196,7 @@ def print_summary(nodes: list[NodeInfo], root: Path, network: str) -> None:
     hs = heights(nodes)
     print(f"\npouw devnet ({network}) with {len(nodes)} nodes, data in {root}\n")
     print(f"{'node':6} {'mining':6} {'RPC URL':26} {'height':>6}  P2P address")
-    for n, h in zip(nodes, hs):
+    for n, h in zip(nodes, hs, strict=True):
         print(f"{n.name:6} {'yes' if n.mining else 'no':6} {n.rpc:26} {h if h is not None else '?':>6}  "
               f"{n.p2p[0] if n.p2p else '-'}")
     wallets, pass_file = prepare_wallet(root, network, nodes[0].rpc)
@@ -267,7 +267,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             print("a node exited; stopping the devnet", file=sys.stderr)
             break
         if time.monotonic() - last > 15:
-            print("heights: " + "  ".join(f"{n.name}={h}" for n, h in zip(nodes, heights(nodes))), flush=True)
+            status = "  ".join(f"{n.name}={h}" for n, h in zip(nodes, heights(nodes), strict=True))
+            print("heights: " + status, flush=True)
             last = time.monotonic()
         time.sleep(0.2)
     print("stopping ...", flush=True)
@@ -301,7 +302,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("no devnet running (start one with: make devnet)")
         return 1
     print(f"{'node':6} {'pid':>7} {'alive':5} {'height':>6} {'peers':>5}  RPC URL")
-    for n, h in zip(nodes, heights(nodes)):
+    for n, h in zip(nodes, heights(nodes), strict=True):
         print(f"{n.name:6} {n.pid:>7} {'yes' if _alive(n.pid) else 'no':5} {h if h is not None else '?':>6} "
               f"{peers_of(n) if h is not None else '?':>5}  {n.rpc}")
     return 0

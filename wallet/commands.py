@@ -174,7 +174,7 @@ def cmd_balance(ctx: Context) -> int:
     accounts = _accounts(ctx, ks.addresses)
     rows = [{"index": i, "address": addr, "label": ks.labels.get(i), "balance": acct["balance"],
              "balance_coins": format_amount(acct["balance"]), "nonce": acct["nonce"]}
-            for i, (addr, acct) in enumerate(zip(ks.addresses, accounts))]
+            for i, (addr, acct) in enumerate(zip(ks.addresses, accounts, strict=True))]
     total = sum(r["balance"] for r in rows)
     height = accounts[0].get("height") if accounts else None
     lines = [f"{r['index']:>4}  {r['address']}  {r['balance_coins']:>20}  ({r['balance']} base units)" for r in rows]
@@ -222,9 +222,10 @@ def cmd_send(ctx: Context) -> int:
     _check_node_network(ctx)
     indices = [a.from_index] if a.from_index is not None else list(range(ks.address_count))
     accounts = _accounts(ctx, [ks.addresses[i] for i in indices])
-    index = next((i for i, acct in zip(indices, accounts) if acct["balance"] >= need), None)
+    index = next((i for i, acct in zip(indices, accounts, strict=True) if acct["balance"] >= need), None)
     if index is None:
-        best_i, best = max(zip(indices, accounts), key=lambda t: t[1]["balance"], default=(0, {"balance": 0}))
+        best_i, best = max(zip(indices, accounts, strict=True), key=lambda t: t[1]["balance"],
+                           default=(0, {"balance": 0}))
         where = (f"address {best_i} holds {format_amount(best['balance'])}" if a.from_index is not None
                  else f"the largest balance of one address is {format_amount(best['balance'])} (index {best_i})")
         hint = " Get test coins with: pouw-wallet faucet" if net.name in ("devnet", "regtest") else ""

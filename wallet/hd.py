@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from consensus.address import decode_address, encode_address
 from consensus.errors import AddressError
-from consensus.keys import HARDENED, KeyPair, account_path, derive_key, keypair_from_private, master_key, child_key
+from consensus.keys import HARDENED, KeyPair, account_path, child_key, derive_key, keypair_from_private, master_key
 from consensus.networks import NetworkParams
 
 from .bip39 import mnemonic_to_seed, validate_mnemonic

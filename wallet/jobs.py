@@ -37,7 +37,7 @@ def load_npy_bytes(data: bytes, name: str) -> np.ndarray:
     """Parse ``.npy`` bytes (no pickles) as a 2-D array."""
     try:
         x = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - np.load raises many kinds on garbage
+    except Exception as e:  # np.load raises many kinds of exception on garbage
         raise JobFileError(f"{name} is not a valid .npy file ({type(e).__name__}: {e})") from None
     if not isinstance(x, np.ndarray) or x.ndim != 2:
         raise JobFileError(f"{name} must hold one 2-D matrix, found {getattr(x, 'ndim', '?')} dimensions")

@@ -148,7 +148,7 @@ class RpcClient:
             return []
         ids = [next(self._ids) for _ in calls]
         answer = self._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-                             for i, (m, p) in zip(ids, calls)])
+                             for i, (m, p) in zip(ids, calls, strict=True)])
         if not isinstance(answer, list):
             err = self._error_of(answer)
             if err is not None:

@@ -20,6 +20,20 @@ message names the parameter and says what was expected and what was found.
 An optional parameter that is not given is not passed (the handler's Python
 default applies) unless its schema carries a ``default``, which is passed.
 
+Methods can also be declared on a class, grouped by topic: decorate them with
+``rpc_method(...)`` (same declaration) and hand an instance to
+``Registry.add_methods``, which registers its bound methods::
+
+    class ChainMethods:
+        def __init__(self, chain):
+            self.chain = chain
+
+        @rpc_method(result={"type": "integer"})
+        async def getblockcount(self) -> int:
+            \"\"\"Height of the best chain's tip.\"\"\"
+
+    registry.add_methods(ChainMethods(chain))
+
 The registry carries two built-in methods: ``help`` (one line per method, or
 the full text for one) and ``rpc.discover`` (the OpenRPC 1.2.6 document).
 """
@@ -178,6 +192,23 @@ class Method:
         return doc
 
 
+_DECLARATION = "__rpc_declaration__"
+
+
+def rpc_method(name: str | None = None, **declaration: Any) -> Callable[[Handler], Handler]:
+    """Mark a method of a class as a JSON-RPC method; ``Registry.add_methods`` registers it.
+
+    Takes the same keywords as ``Registry.register``; the name defaults to the
+    function's name.
+    """
+
+    def mark(func: Handler) -> Handler:
+        setattr(func, _DECLARATION, (name or func.__name__, declaration))
+        return func
+
+    return mark
+
+
 def _package_version() -> str:
     try:
         return metadata.version("pouw-node")
@@ -287,6 +318,17 @@ class Registry:
             return func
 
         return decorate
+
+    def add_methods(self, group: object) -> list[Method]:
+        """Register every method of ``group`` marked with ``rpc_method``, in definition order."""
+        added = []
+        for cls in reversed(type(group).__mro__):
+            for attr, value in vars(cls).items():
+                marked = getattr(value, _DECLARATION, None)
+                if marked is not None:
+                    name, declaration = marked
+                    added.append(self.register(name, getattr(group, attr), **declaration))
+        return added
 
     def unregister(self, name: str) -> None:
         del self._methods[name]

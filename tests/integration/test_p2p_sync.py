@@ -13,16 +13,18 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.codec import decode_header, encode_block, encode_tx
+from consensus.codec import decode_block, decode_header, encode_block, encode_tx
+from node.netadapter import chain_headers_after, chain_locator
 from consensus.keys import devnet_keypairs
 from consensus.networks import DEVNET
 from consensus.tx import make_transfer
 from consensus.types import Block
-from node.blockgen import ChainBuilder, easy_params
+from tests.support.blockgen import ChainBuilder, easy_params
 from node.chain import ChainService
-from node.store import MemoryStore
-from node.chainaccess import ChainServiceAccess
-from node.sync import ACCEPTED, PeerNetwork
+from tests.support.memstore import MemoryStore
+from tests.support.chainaccess import ChainServiceAccess
+from p2p.access import Intake
+from p2p.network import PeerNetwork
 from p2p.errors import ConnectFailed
 from p2p.host import P2PHost
 from p2p.protocol import JobAnnouncement, Status, protocol_ids
@@ -76,7 +78,7 @@ class Node:
         for _ in range(count):
             block = builder.child(self.tip, coinbase_to=coinbase_to)
             raw = encode_block(block)
-            assert await self.access.submit_block(raw, "local") == ACCEPTED
+            assert await self.access.submit_block(raw, "local") == Intake.ACCEPTED
             if announce:
                 await self.net.announce_block(raw)
             blocks.append(block)
@@ -123,14 +125,14 @@ async def test_a_late_joiner_syncs_500_blocks_from_several_peers():
         await link(b, late)
         for node in (a, b):  # the chain grows where late cannot see it (no gossip)
             for raw in blocks:
-                node.chain.submit_block(raw)
+                node.chain.submit_block(decode_block(raw), len(raw))
         started = time.monotonic()
         await late.net.poll_status()  # now late learns that both have more work
         await wait_for(lambda: late.tip == a.tip, timeout=60, what="late joiner synced")
         elapsed = time.monotonic() - started
         assert late.chain.height == 500
         assert late.net.stats.blocks_synced == 500
-        served_by = {peer for _, result, peer in late.access.submitted if result == ACCEPTED}
+        served_by = {peer for _, result, peer in late.access.submitted if result == Intake.ACCEPTED}
         assert served_by == {a.peer_id, b.peer_id}  # bodies came from both peers
         assert late.chain.verify_chain().ok
         print(f"synced 500 blocks in {elapsed:.2f} s")
@@ -274,13 +276,13 @@ def test_headers_after_a_locator_follow_the_fork_point():
     mine = builder.extend(common[-1].header.block_id, 5, coinbase_to=b"\x01" * 20)
     other = builder.extend(common[-1].header.block_id, 30, coinbase_to=b"\x02" * 20)
     for b in common + mine:
-        ours.chain.submit_block(encode_block(b))
+        ours.chain.submit_block(b)
     for b in common + other:
-        theirs.chain.submit_block(encode_block(b))
-    locator = ours.locator()
+        theirs.chain.submit_block(b)
+    locator = chain_locator(ours.chain)
     assert locator[0] == mine[-1].header.block_id and locator[-1] == builder.genesis_id
-    headers = theirs.headers_after(locator, 2000)
+    headers = chain_headers_after(theirs.chain, locator, 2000)
     assert [decode_header(h).block_id for h in headers] == [b.header.block_id for b in other]
-    assert len(theirs.headers_after(locator, 7)) == 7
-    assert len(theirs.headers_after([bytes(32)], 2000)) == 50  # nothing known: from genesis
-    assert theirs.headers_after([theirs.chain.tip_id], 2000) == []
+    assert len(chain_headers_after(theirs.chain, locator, 7)) == 7
+    assert len(chain_headers_after(theirs.chain, [bytes(32)], 2000)) == 50  # nothing known: from genesis
+    assert chain_headers_after(theirs.chain, [theirs.chain.tip_id], 2000) == []

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from consensus import errors
-from consensus.codec import encode_block
+from consensus.codec import decode_block, encode_block
 from consensus.keys import devnet_keypairs
 from consensus.tx import make_transfer
 from consensus.types import Account
 from node import schema
-from node.blockgen import ChainBuilder, easy_params
+from tests.support.blockgen import ChainBuilder, easy_params
 from node.chain import ChainService
 from node.errors import StorageError
 from node.store import LevelDBStore
@@ -51,11 +51,11 @@ def test_deep_reorgs_on_leveldb_and_reopen(tmp_path, blocks):
     _, a, b = blocks
     chain = open_chain(tmp_path / "db")
     for block in a:
-        assert chain.submit_block(encode_block(block)).status == "connected"
+        assert chain.submit_block(block).status == "connected"
     a_balances = {x: chain.get_account(x) for x in ADDR}
     for block in b[:11]:
-        assert chain.submit_block(encode_block(block)).status == "side-branch"
-    change = chain.submit_block(encode_block(b[11])).tip_change
+        assert chain.submit_block(block).status == "side-branch"
+    change = chain.submit_block(b[11]).tip_change
     assert len(change.disconnected) == 11 and len(change.connected) == 12  # a reorg 11 blocks deep
     assert chain.get_account(ADDR[0]).nonce == 13
     assert chain.get_account(ADDR[1]).nonce == 0
@@ -95,8 +95,8 @@ def test_invalid_blocks_leave_the_database_unchanged(tmp_path, blocks):
         (encode_block(double_spend), errors.BlockTxInvalid),
         (encode_block(too_new), errors.TimeTooNew),
     ]:
-        with pytest.raises(error):
-            chain.submit_block(bad)
+        with pytest.raises(error):  # the node's path: decode what a peer sent, submit with its size
+            chain.submit_block(decode_block(bad), len(bad))
         assert dump(store) == before
     chain.close()
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _params():
-    from node.blockgen import easy_params
+    from tests.support.blockgen import easy_params
 
     return easy_params()
 
@@ -38,6 +38,7 @@ def _clock(params):
 
 
 def worker(db_path: str, blocks_path: str) -> None:
+    from consensus.codec import decode_block
     from node.chain import ChainService
 
     params = _params()
@@ -47,7 +48,7 @@ def worker(db_path: str, blocks_path: str) -> None:
     pos = 0
     while pos < len(data):
         (size,) = struct.unpack_from("<I", data, pos)
-        chain.submit_block(data[pos + 4 : pos + 4 + size])
+        chain.submit_block(decode_block(data[pos + 4 : pos + 4 + size]), size)
         pos += 4 + size
         print("ok", flush=True)
     chain.close()
@@ -58,7 +59,7 @@ def build_blocks():
     """A: 60 blocks; B forks after A40 and grows to height 70 (reorg 20 deep); A grows to 80 (reorg 30 deep)."""
     from consensus.keys import devnet_keypairs
     from consensus.tx import make_transfer
-    from node.blockgen import ChainBuilder
+    from tests.support.blockgen import ChainBuilder
 
     params = _params()
     keys = devnet_keypairs(4)
@@ -125,7 +126,8 @@ def run_worker(db: Path, blocks: Path, kill_after_block: int | None, delay: floa
 def check_database(db: Path, known: set[bytes]):
     """The database as the kill left it equals a replay of its main chain; so does it after opening."""
     from node import schema
-    from node.chain import ChainService, verify_store
+    from node.chain import ChainService
+    from node.chaincheck import verify_store
     from node.store import LevelDBStore
 
     params = _params()

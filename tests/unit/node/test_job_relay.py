@@ -1,6 +1,6 @@
 """The schedule on which a node re-announces waiting jobs and answers with results."""
 
-from node.netglue import JobRelay
+from node.jobrelay import JobRelay
 
 
 class Clock:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from node.store import LevelDBStore, MemoryStore, WriteBatch
+from node.store import LevelDBStore, WriteBatch
+from tests.support.memstore import MemoryStore
 
 
 @pytest.fixture(params=["memory", "leveldb"])

@@ -21,7 +21,8 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_node_side_of_networking_is_asyncio_only():
-    assert not _imports(ROOT / "node" / "sync.py") & {"trio", "libp2p", "multiaddr"}
+    for path in (ROOT / "node" / "netadapter.py", ROOT / "p2p" / "network.py", ROOT / "p2p" / "headersync.py"):
+        assert not _imports(path) & {"trio", "libp2p", "multiaddr"}, path.name
 
 
 def test_only_the_host_and_the_bridge_touch_trio_or_libp2p():
@@ -32,7 +33,7 @@ def test_only_the_host_and_the_bridge_touch_trio_or_libp2p():
 
 
 def test_the_light_p2p_modules_do_not_load_libp2p():
-    code = ("import sys, p2p.protocol, p2p.scoring, p2p.types, p2p.errors, p2p.requests, node.sync; "
+    code = ("import sys, p2p.protocol, p2p.scoring, p2p.types, p2p.errors, p2p.requests, p2p.network, node.netadapter; "
             "print('libp2p' in sys.modules, 'trio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

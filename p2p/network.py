@@ -1,8 +1,8 @@
-"""The node's networking service: gossip, status handshakes, headers-first sync, blobs, bans.
+"""The networking service: gossip, status handshakes, headers-first sync, blobs, bans.
 
 ``PeerNetwork`` sits between a ``P2PHost`` (bytes, peers, topics; ``p2p.host``)
-and the node's chain (``ChainAccess``, in ``node.peerstate``). It is asyncio only: libp2p and
-trio stay inside ``p2p``.
+and the node (``p2p.access.ChainAccess``). It is asyncio only: libp2p and trio
+stay inside ``p2p.host`` and ``p2p.bridge``.
 
 What travels (byte layouts in ``p2p.protocol``):
 
@@ -19,7 +19,7 @@ What travels (byte layouts in ``p2p.protocol``):
   genesis, tip, height, work). Another chain or genesis: ban and disconnect.
   Statuses are polled every ``status_interval`` seconds.
 - Sync, headers first, with the peer that claims the most work (more than
-  ours): ``node.headersync``. Sync re-runs when a peer shows more work than
+  ours): ``p2p.headersync``. Sync re-runs when a peer shows more work than
   ours (handshake, status poll, an orphan block), e.g. when a partition heals.
 
 Peer faults cost score (``p2p.scoring``): malformed bytes, wrong answers,
@@ -38,51 +38,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from consensus.codec import decode_header
-from consensus.errors import ConsensusError, DecodeError, PeerFault
-from p2p.errors import P2PDecodeError, P2PError, PeerRefused
-from p2p.protocol import (
+from consensus.errors import ConsensusError, PeerFault
+from pouw.header import compute_block_id
+
+from .access import ChainAccess, Intake
+from .errors import P2PDecodeError, P2PError, PeerRefused
+from .headersync import HeadersFirstSync
+from .orphans import PendingOrphans
+from .peers import NetworkStats, PeerState
+from .protocol import (
     MAX_HEADERS,
-    MAX_IDS,
+    MAX_PAGE_BYTES,
     BlockAnnouncement,
-    decode_job_message,
     Status,
     decode_blob_request,
     decode_blocks_request,
     decode_headers_request,
+    decode_job_message,
     decode_tx_batch,
     encode_blob_page,
-    encode_blocks_page,
+    encode_blocks_response,
     encode_headers_response,
     encode_tx_batch,
     protocol_ids,
     split_tx_batches,
 )
-from p2p.requests import PeerRequester
-from p2p.scoring import BanEntry, Offence, ScoreBook
-from p2p.types import PeerInfo, Verdict
-from pouw.constants import HEADER_SIZE
-from pouw.header import compute_block_id
-
-from .headersync import HeadersFirstSync
-from .peerstate import ACCEPTED, DUPLICATE, ORPHAN, REJECTED, ChainAccess, NetworkStats, PeerState
+from .requests import PeerRequester
+from .scoring import BanEntry, Offence, ScoreBook
+from .types import PeerInfo, Verdict
 
 if TYPE_CHECKING:
-    from p2p.host import P2PHost
-
-__all__ = ["ACCEPTED", "DUPLICATE", "ORPHAN", "REJECTED", "ChainAccess", "NetworkStats", "PeerNetwork", "PeerState"]
+    from .host import P2PHost
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_ORPHAN_BYTES = 32 << 20
-"""Memory for gossiped blocks whose parent is unknown yet (oldest dropped first)."""
 
-
-class PeerNetwork(HeadersFirstSync):
+class PeerNetwork:
     """The node's peer-to-peer service; ``async with PeerNetwork(host, chain, ...) as net: ...``.
 
     Entering registers the topics and protocols on ``host``, makes
@@ -120,23 +114,19 @@ class PeerNetwork(HeadersFirstSync):
         self.status_interval = status_interval
         self.request_timeout = request_timeout
         self.tx_batch_delay = tx_batch_delay
-        self.headers_per_page = min(headers_per_page, MAX_HEADERS)
-        self.body_chunk = min(body_chunk, MAX_IDS)
-        self.parallel_fetches = parallel_fetches
         self.ban_grace = ban_grace
         self.requests = PeerRequester(host, self.ids, scoring, timeout=request_timeout,
                                       max_blob_bytes=max_blob_bytes)
         self.stats = NetworkStats()
         self._peers: dict[str, PeerState] = {}
-        self._pending_orphans: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()  # id -> (parent, block)
-        self._max_pending_orphans = max_pending_orphans
-        self._pending_orphan_bytes = 0
+        self.sync = HeadersFirstSync(chain, self.requests, self._peers, self.stats,
+                                     after_accept=self._after_accept, announce_block=self.announce_block,
+                                     refresh_status=self._handshake, headers_per_page=headers_per_page,
+                                     body_chunk=body_chunk, parallel_fetches=parallel_fetches)
+        self._orphans = PendingOrphans(max_pending_orphans)
         self._persistent: dict[str, asyncio.Task] = {}
         self._disconnected: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task] = set()
-        self._sync_wanted = asyncio.Event()
-        self._sync_idle = asyncio.Event()
-        self._sync_idle.set()
         self._tx_pending: list[bytes] = []
         self._tx_wakeup = asyncio.Event()
         self._tx_idle = asyncio.Event()
@@ -179,7 +169,7 @@ class PeerNetwork(HeadersFirstSync):
             await self.host.start()
             self._owns_host = True
         self._running = True
-        self._spawn(self._sync_loop(), "sync")
+        self._spawn(self.sync.run(), "sync")
         self._spawn(self._status_loop(), "status poll")
         self._spawn(self._tx_flusher(), "tx batcher")
         for maddr in self.bootstrap:
@@ -202,7 +192,7 @@ class PeerNetwork(HeadersFirstSync):
         if self._owns_host:
             await self.host.stop()
 
-    def _spawn(self, coro, name: str) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
 
@@ -271,7 +261,7 @@ class PeerNetwork(HeadersFirstSync):
         state = self._state(peer)
         state.status, state.status_time = status, time.time()
         if status.work > self.chain.status()[2] and status.work != state.tried_work:
-            self._sync_wanted.set()
+            self.sync.wanted.set()
         return True
 
     async def _handshake(self, peer: str) -> None:
@@ -324,6 +314,14 @@ class PeerNetwork(HeadersFirstSync):
                 if self.host.is_connected(peer):
                     await event.wait()
             await asyncio.sleep(backoff)
+
+    @property
+    def syncing(self) -> bool:
+        return self.sync.syncing
+
+    def request_sync(self) -> None:
+        """Look for a peer with more work now (normally triggered by statuses and orphans)."""
+        self.sync.wanted.set()
 
     def peer_info(self) -> list[dict]:
         """One entry per connected peer (``getpeerinfo``)."""
@@ -413,7 +411,7 @@ class PeerNetwork(HeadersFirstSync):
             self._punish(peer, Offence.MALFORMED, str(e))
             return Verdict.REJECT
         block_id = compute_block_id(ann.header)
-        if self.chain.has_block(block_id):
+        if not await self.chain.missing_blocks([block_id]):
             self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
             return Verdict.IGNORE
         block = ann.data
@@ -430,56 +428,37 @@ class PeerNetwork(HeadersFirstSync):
         except PeerFault as e:
             self._punish(peer, Offence.INVALID_BLOCK, f"block {block_id.hex()[:16]}: {e}")
             return Verdict.REJECT
-        except Exception as e:  # noqa: BLE001 - transient: the chain could not take it now
+        except Exception as e:  # transient: the chain could not take it now
             log.info("block %s from %s not taken now: %s", block_id.hex()[:16], peer, e)
             return Verdict.IGNORE
-        if result == ACCEPTED:
+        if result == Intake.ACCEPTED:
             self.stats.blocks_accepted += 1
             self._after_accept(block_id)
             return Verdict.ACCEPT
-        if result == ORPHAN:
-            self._remember_orphan(block_id, block)
+        if result == Intake.ORPHAN:
+            self._orphans.add(block_id, block)
             state = self._peers.get(peer)
             if state is not None:
                 state.sync_hint = True
-                self._sync_wanted.set()
+                self.sync.wanted.set()
         return Verdict.IGNORE
-
-    def _remember_orphan(self, block_id: bytes, block: bytes) -> None:
-        try:
-            parent = decode_header(block[:HEADER_SIZE]).pre.prev_id
-        except DecodeError:
-            return
-        if block_id in self._pending_orphans:
-            return
-        self._pending_orphans[block_id] = (parent, bytes(block))
-        self._pending_orphan_bytes += len(block)
-        while (len(self._pending_orphans) > self._max_pending_orphans
-               or self._pending_orphan_bytes > MAX_PENDING_ORPHAN_BYTES):
-            _, (_, old) = self._pending_orphans.popitem(last=False)
-            self._pending_orphan_bytes -= len(old)
 
     def _after_accept(self, block_id: bytes) -> None:
         """A block arrived: orphans waiting for it are submitted (or, if the chain took them, re-announced)."""
-        if not self._pending_orphans:
-            return
-        children = [(cid, raw) for cid, (parent, raw) in self._pending_orphans.items() if parent == block_id]
-        for cid, raw in children:
-            del self._pending_orphans[cid]
-            self._pending_orphan_bytes -= len(raw)
+        for cid, raw in self._orphans.take_children(block_id):
             self._spawn(self._adopt_orphan(cid, raw), "orphan")
 
     async def _adopt_orphan(self, block_id: bytes, block: bytes) -> None:
-        if not self.chain.has_block(block_id):
+        if await self.chain.missing_blocks([block_id]):
             try:
                 result = await self.chain.submit_block(block, "orphan-pool")
             except ConsensusError as e:
                 log.info("orphan %s turned out invalid: %s", block_id.hex()[:16], e)
                 return
-            except Exception as e:  # noqa: BLE001 - transient
+            except Exception as e:  # transient
                 log.info("orphan %s not taken: %s", block_id.hex()[:16], e)
                 return
-            if result != ACCEPTED and not self.chain.has_block(block_id):
+            if result != Intake.ACCEPTED and await self.chain.missing_blocks([block_id]):
                 return
         self._after_accept(block_id)
         # Peers downstream never saw it (we did not forward it): forward it now.
@@ -494,11 +473,11 @@ class PeerNetwork(HeadersFirstSync):
         self.stats.txs_received += len(txs)
         try:
             results = await self.chain.submit_txs(txs, peer)
-        except Exception as e:  # noqa: BLE001 - transient
+        except Exception as e:  # transient
             log.info("tx batch from %s not taken: %s", peer, e)
             return Verdict.IGNORE
-        accepted = [t for t, r in zip(txs, results) if r == ACCEPTED]
-        rejected = [r for r in results if r.startswith(REJECTED)]
+        accepted = [t for t, r in zip(txs, results, strict=True) if r.intake == Intake.ACCEPTED]
+        rejected = [r.reason for r in results if r.intake == Intake.REJECTED]
         self.stats.txs_accepted += len(accepted)
         for reason in rejected:
             if self.scoring.penalise(peer, Offence.INVALID_TX, reason):
@@ -507,7 +486,7 @@ class PeerNetwork(HeadersFirstSync):
             return Verdict.ACCEPT
         if accepted:
             await self.announce_txs(accepted)
-        elif not rejected and all(r == DUPLICATE for r in results):
+        elif not rejected and all(r.intake == Intake.DUPLICATE for r in results):
             # Only a batch of pure duplicates is useless; "ignored" ones (a nonce or balance that
             # depends on what each node has seen so far) are races under load, not misbehaviour.
             self._punish(peer, Offence.USELESS, "a batch of transactions we have")
@@ -524,14 +503,14 @@ class PeerNetwork(HeadersFirstSync):
         except PeerFault as e:
             self._punish(peer, Offence.MALFORMED, f"job announcement: {e}")
             return Verdict.REJECT
-        except Exception as e:  # noqa: BLE001 - transient
+        except Exception as e:  # transient
             log.info("job announcement from %s not taken: %s", peer, e)
             return Verdict.IGNORE
         return Verdict.ACCEPT
 
     # --- serving requests ----------------------------------------------------------------------
 
-    def _decode_request(self, peer: str, decode: Callable, data: bytes):
+    def _decode_request(self, peer: str, decode: Callable[[bytes], Any], data: bytes) -> Any:
         try:
             return decode(data)
         except P2PDecodeError as e:
@@ -545,17 +524,17 @@ class PeerNetwork(HeadersFirstSync):
 
     async def _serve_headers(self, peer: str, data: bytes) -> bytes:
         locator, max_count = self._decode_request(peer, decode_headers_request, data)
-        headers = self.chain.headers_after(locator, min(max_count, MAX_HEADERS))
+        headers = await self.chain.headers_after(locator, min(max_count, MAX_HEADERS))
         return encode_headers_response(headers[:max_count])
 
     async def _serve_blocks(self, peer: str, data: bytes) -> bytes:
         ids = self._decode_request(peer, decode_blocks_request, data)
-        return encode_blocks_page(ids, self.chain.get_block_bytes)
+        return encode_blocks_response(await self.chain.get_blocks(ids, MAX_PAGE_BYTES))
 
     async def _serve_blob(self, peer: str, data: bytes) -> bytes:
         digest, offset = self._decode_request(peer, decode_blob_request, data)
         name = digest.hex()
-        blob = self._blob_cache[1] if self._blob_cache[0] == name else self.chain.get_blob(name)
+        blob = self._blob_cache[1] if self._blob_cache[0] == name else await self.chain.get_blob(name)
         if blob is not None:
             self._blob_cache = (name, blob)  # a big blob is served in several pages
         return encode_blob_page(blob, offset)
@@ -574,7 +553,7 @@ class PeerNetwork(HeadersFirstSync):
     async def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until no sync runs and no tx batch waits (tests, benchmarks)."""
         async def idle() -> None:
-            while self._sync_wanted.is_set() or not self._sync_idle.is_set() or not self._tx_idle.is_set():
+            while self.sync.wanted.is_set() or self.sync.syncing or not self._tx_idle.is_set():
                 await asyncio.sleep(0.01)
 
         await asyncio.wait_for(idle(), timeout)

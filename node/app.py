@@ -1,0 +1,272 @@
+"""The composition root: every service of a running node, started in order and torn down in reverse.
+
+``open_node(config)`` is an async context manager that builds, on one
+``AsyncExitStack``:
+
+1. storage: the work threads, the blob store, the chain (``ChainHandle``, which
+   owns the chain thread) and the job records;
+2. the mempool, the transaction intake and the template maker;
+3. the miner (with its backend);
+4. the network (``p2p.network.PeerNetwork`` over ``node.netadapter.NetAdapter``)
+   unless ``--no-p2p``;
+5. the JSON-RPC server with the method groups of ``node.api``.
+
+Services learn of each other's news through ``node.events.Events``,
+subscribed here; none holds the others. Leaving the context (or a failure
+half-way through starting) unwinds the stack: mining stops first, then RPC,
+networking, the miner's thread, the job records, the chain (closed on its
+thread) and the work threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consensus.address import decode_address, encode_address
+from consensus.networks import NetworkParams, get_network
+from kernels.select import get_backend
+from p2p.network import PeerNetwork
+from p2p.scoring import ScoreBook
+
+from . import __version__
+from .api.chain import ChainMethods
+from .api.control import ControlMethods
+from .api.jobs import JobMethods
+from .api.mempool import MempoolMethods
+from .api.mining import MiningMethods
+from .api.network import NetworkMethods
+from .api.routes import blob_routes
+from .api.views import Addresses
+from .blobs import BlobStore
+from .chainhandle import ChainHandle
+from .config import NodeConfig, p2p_seed_from_text
+from .errors import StartupError
+from .events import BlockAccepted, Events, JobChanged, TipMoved, TxAdmitted
+from .jobs import Job, JobService
+from .mempool import Mempool
+from .metrics import Metrics
+from .miner import Miner
+from .netadapter import NetAdapter
+from .rpc.registry import Registry
+from .rpc.server import RpcServer
+from .store import LevelDBStore
+from .templates import TemplateMaker
+from .txintake import TxIntake
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Node:
+    """A running node's services, for ``pouwd`` and tests; built by ``open_node``."""
+
+    config: NodeConfig
+    params: NetworkParams
+    events: Events
+    metrics: Metrics
+    chain: ChainHandle
+    mempool: Mempool
+    jobs: JobService
+    blobs: BlobStore
+    miner: Miner
+    rpc: RpcServer
+    network: PeerNetwork | None = None
+    """None without networking (``--no-p2p``)."""
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def request_stop(self) -> None:
+        """Ask ``pouwd`` to shut down (the ``stop`` RPC, signals)."""
+        self.stopping.set()
+
+    def encode_address(self, address: bytes) -> str:
+        return encode_address(address, self.params.hrp)
+
+
+def miner_address(config: NodeConfig, params: NetworkParams) -> bytes:
+    """The address mined blocks pay: ``--miner-address``, else the preset's first prefunded account."""
+    if config.miner_address:
+        return decode_address(config.miner_address, params.hrp)
+    if params.allocations:
+        return params.allocations[0].address
+    raise ValueError("set --miner-address: this network has no prefunded default account")
+
+
+@asynccontextmanager
+async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Node]:
+    """Start every service of a node for ``config``; stop them all on leaving."""
+    params = get_network(config.network)
+    datadir = Path(config.datadir)
+    datadir.mkdir(parents=True, exist_ok=True)
+    events = Events()
+    events.bind_loop()
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        work = ThreadPoolExecutor(2, thread_name_prefix="pouw-work")
+        stack.callback(work.shutdown, wait=True)
+        stack.push_async_callback(events.drain)
+        blobs = BlobStore(datadir / "blobs", config.max_blob_bytes)
+        chain = await stack.enter_async_context(ChainHandle.open(str(datadir / "chain"), params, events))
+        jobs_store = LevelDBStore(str(datadir / "jobs"), sync=True)
+        stack.callback(jobs_store.close)
+        jobs = JobService(jobs_store, blobs, max_queued=config.max_jobs, clock=clock,
+                          on_change=lambda job: events.emit_threadsafe(JobChanged(job)))
+        mempool = Mempool(params.chain_id, params.max_memo, lambda a: chain.snapshot.get_account(a), clock=clock)
+        txs = TxIntake(mempool, events)
+        templates = TemplateMaker(chain, mempool, clock=clock)
+        _subscribe_mempool(events, mempool)
+        _subscribe_metrics(events, metrics, mempool, jobs, chain)
+
+        backend = await asyncio.get_running_loop().run_in_executor(work, get_backend, config.miner_backend)
+        m, n, k = params.mining_shape
+        miner = await stack.enter_async_context(Miner(
+            backend, chain=chain, templates=templates, jobs=jobs, metrics=metrics,
+            address=miner_address(config, params), shape=config.miner_shape or (m, k, n)))
+
+        adapter = NetAdapter(chain, txs, blobs, jobs, work=work, is_mining=lambda: miner.running)
+        network = None if config.no_p2p else await _start_network(stack, config, params, chain, adapter, events)
+
+        stopping = asyncio.Event()
+        registry = _registry(chain, txs, mempool, templates, miner, jobs, blobs, adapter if network else None,
+                             network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock)
+        rpc = await _start_rpc(stack, config, datadir, registry, metrics, blobs, work)
+        _subscribe_rpc(events, rpc, Addresses(params.hrp))
+        stack.push_async_callback(miner.stop)  # the first thing to stop
+        if config.mine:
+            miner.start()
+        node = Node(config, params, events, metrics, chain, mempool, jobs, blobs, miner, rpc, network, stopping)
+        yield node
+
+
+def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: TemplateMaker, miner: Miner,
+              jobs: JobService, blobs: BlobStore, adapter: NetAdapter | None, network: PeerNetwork | None, *,
+              work: ThreadPoolExecutor, metrics: Metrics, request_stop: Callable[[], None],
+              clock: Callable[[], float]) -> Registry:
+    """Every RPC method group, each with the collaborators it uses."""
+    params = chain.params
+    addresses = Addresses(params.hrp)
+
+    async def announce(job: Job) -> None:
+        if adapter is not None:
+            await adapter.announce_job(job)
+
+    registry = Registry(info={"title": "pouwd JSON-RPC", "version": __version__})
+    registry.add_methods(ChainMethods(chain, mempool, addresses))
+    registry.add_methods(MempoolMethods(chain, txs, mempool, addresses))
+    registry.add_methods(MiningMethods(chain, miner, templates, mempool, jobs, addresses, work=work,
+                                       metrics=metrics))
+    registry.add_methods(JobMethods(jobs, blobs, work=work, announce=announce))
+    registry.add_methods(NetworkMethods(network, network_name=params.name, chain_id=params.chain_id,
+                                        started=clock()))
+    registry.add_methods(ControlMethods(request_stop))
+    return registry
+
+
+async def _start_network(stack: AsyncExitStack, config: NodeConfig, params: NetworkParams, chain: ChainHandle,
+                         adapter: NetAdapter, events: Events) -> PeerNetwork:
+    from p2p.host import P2PHost  # loads libp2p (about a second): only when networking is on
+
+    datadir = Path(config.datadir)
+    seed = p2p_seed_from_text(config.p2p_key_seed) if config.p2p_key_seed else None
+    host = P2PHost(key_dir=datadir, seed=seed, listen=[f"/ip4/{config.p2p_bind}/tcp/{config.p2p_port}"])
+    network = PeerNetwork(host, adapter, chain_id=params.chain_id, genesis_id=chain.genesis_id,
+                          # Honest peers under load time out and resend now and then; a point a
+                          # second of recovery keeps that from adding up to a ban, while invalid
+                          # blocks (immediate ban) and floods (hundreds of points) still get one.
+                          scoring=ScoreBook(datadir, recovery_per_second=1.0),
+                          bootstrap=[*config.bootstrap, *config.connect])
+    try:
+        await stack.enter_async_context(network)
+    except OSError as e:
+        raise StartupError(f"cannot start networking on {config.p2p_bind}:{config.p2p_port}: {e}") from e
+    adapter.attach(network, events)
+    relay = asyncio.ensure_future(adapter.run_relay())
+    stack.push_async_callback(_cancel, relay)
+    return network
+
+
+async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, registry: Registry,
+                     metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor) -> RpcServer:
+    rpc = RpcServer(registry, config.rpc_bind, config.rpc_port, cookie_path=datadir / ".cookie",
+                    rpc_user=config.rpc_user, rpc_password=config.rpc_password,
+                    metrics=metrics if config.metrics else None, extra_routes=blob_routes(blobs, work))
+    try:
+        await rpc.start()
+    except OSError as e:
+        raise StartupError(f"cannot serve JSON-RPC on {config.rpc_bind}:{config.rpc_port}: "
+                           f"{e.strerror or e}") from e
+    stack.push_async_callback(rpc.stop)
+    return rpc
+
+
+async def _cancel(task: asyncio.Future) -> None:
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+def _subscribe_mempool(events: Events, mempool: Mempool) -> None:
+    def on_tip(e: TipMoved) -> None:
+        mined = [t for b in e.connected for t in b.transfers]
+        returned = [t for b in e.disconnected for t in b.transfers]
+        mempool.on_tip_change(mined, returned)
+
+    events.subscribe(TipMoved, on_tip)
+
+
+def _subscribe_metrics(events: Events, metrics: Metrics, mempool: Mempool, jobs: JobService,
+                       chain: ChainHandle) -> None:
+    def chain_gauges(tip_target: int, height: int, work: int) -> None:
+        metrics.chain_height.set(height)
+        metrics.chain_difficulty.set(difficulty(tip_target))
+        metrics.chain_work.set(float(work))
+
+    def mempool_gauges(_: object = None) -> None:
+        metrics.mempool_txs.set(len(mempool))
+        metrics.mempool_bytes.set(mempool.bytes)
+
+    def on_tip(e: TipMoved) -> None:
+        tip = e.snapshot.tip
+        if e.disconnected:
+            metrics.record_reorg(len(e.disconnected))
+        chain_gauges(tip.target, tip.height, tip.chain_work)
+        mempool_gauges()
+
+    tip = chain.snapshot.tip
+    chain_gauges(tip.target, tip.height, tip.chain_work)
+    mempool_gauges()
+    metrics.set_jobs(jobs.counts())
+    metrics.set_tip_time_source(lambda: chain.snapshot.tip.time)
+    events.subscribe(TipMoved, on_tip)
+    events.subscribe(TxAdmitted, mempool_gauges)
+    events.subscribe(BlockAccepted, lambda e: metrics.block_validation_seconds.observe(e.seconds))
+    events.subscribe(JobChanged, lambda _: metrics.set_jobs(jobs.counts()))
+
+
+def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None:
+    def on_tip(e: TipMoved) -> None:
+        for b in e.connected:
+            rpc.publish("newblock", {"hash": b.header.block_id.hex(), "height": b.height,
+                                     "time": b.header.pre.time, "txs": len(b.transactions)})
+
+    def on_tx(e: TxAdmitted) -> None:
+        t = e.entry.tx
+        rpc.publish("newtx", {"txid": e.entry.tx_id.hex(), "from": addresses.encode(e.entry.sender),
+                              "to": addresses.encode(t.body.to), "amount": t.body.amount, "fee": t.body.fee})
+
+    events.subscribe(TipMoved, on_tip)
+    events.subscribe(TxAdmitted, on_tx)
+    events.subscribe(JobChanged, lambda e: rpc.publish("job", e.job.to_json()))
+
+
+def difficulty(target: int) -> float:
+    """Expected multiply-accumulates per block at ``target``, as a float for display."""
+    return float((1 << 256) // (target + 1))

@@ -1,0 +1,170 @@
+"""``ChainHandle``: the one owner of the chain thread, and the snapshots readers on the loop see.
+
+``ChainService`` is not thread-safe. The handle owns it and a single worker
+thread, and every read and every write of chain state runs on that thread
+(``read``, ``submit_block``), so "the chain is only ever touched by one thread"
+holds by construction: nothing else in the node holds the service.
+
+Readers on the event loop that need an answer now (the tip for a status
+handshake, the height for ``getblockcount``, an account for the mempool) use
+``snapshot``: an immutable ``ChainSnapshot`` taken on the chain thread after
+every write. It pairs the tip's index entry with a store snapshot of the same
+moment, so the accounts it reads always belong to the tip it names, even while
+the chain thread is writing the next block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from consensus.networks import NetworkParams
+from consensus.types import Account, Block
+
+from . import schema
+from .chain import BlockStatus, ChainService, SubmitResult
+from .events import BlockAccepted, Events, TipMoved
+from .schema import IndexEntry
+from .store import KeyValueReader
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ChainSnapshot:
+    """The main chain's tip and the state at that tip, frozen at one moment on the chain thread."""
+
+    tip: IndexEntry
+    """Index entry of the main-chain tip."""
+    recent_times: tuple[int, ...]
+    """Timestamps of the tip and its ancestors, newest first (up to the median-time span)."""
+    orphans: int
+    """Blocks waiting for their parent."""
+    genesis_id: bytes
+    state: KeyValueReader
+    """The store as of this tip (accounts, blocks); readable from any thread."""
+
+    @property
+    def tip_id(self) -> bytes:
+        return self.tip.block_id
+
+    @property
+    def height(self) -> int:
+        return self.tip.height
+
+    @property
+    def median_time(self) -> int:
+        times = sorted(self.recent_times)
+        return times[len(times) // 2]
+
+    def get_account(self, address: bytes) -> Account:
+        """The account of ``address`` at this tip (zero balance and nonce if untouched)."""
+        raw = self.state.get(schema.account_key(address))
+        return Account() if raw is None else schema.decode_account(raw)
+
+
+def take_snapshot(chain: ChainService) -> ChainSnapshot:
+    """A ``ChainSnapshot`` of ``chain`` now; call it on the chain thread."""
+    tip = chain.tip
+    return ChainSnapshot(tip, chain.get_parent_info(tip.block_id).recent_times, chain.orphan_count(),
+                         chain.genesis_id, chain.snapshot_state())
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What became of a submitted block, with the blocks the main chain gained and lost."""
+
+    result: SubmitResult
+    connected: tuple[Block, ...] = ()
+    """Blocks put on the main chain, lowest first."""
+    disconnected: tuple[Block, ...] = ()
+    """Blocks taken off the main chain, tip first."""
+    seconds: float = 0.0
+    """Time spent on the chain thread."""
+
+    @property
+    def status(self) -> BlockStatus:
+        return self.result.status
+
+
+class ChainHandle:
+    """Owns a ``ChainService`` and the thread every call on it runs on.
+
+    Open it with ``async with ChainHandle.open(path, params, events) as chain``;
+    leaving closes the service on its thread and joins the thread. ``events``
+    is told of every move of the tip (``TipMoved``) and every block the chain
+    took (``BlockAccepted``), after the snapshot was updated.
+    """
+
+    def __init__(self, chain: ChainService, executor: ThreadPoolExecutor, events: Events) -> None:
+        self._chain = chain
+        self._exec = executor
+        self._events = events
+        self._snapshot = take_snapshot(chain)
+        self.params: NetworkParams = chain.params
+        self.genesis_id = chain.genesis_id
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: str, params: NetworkParams, events: Events, *, sync: bool = True,
+                   **options: object) -> AsyncIterator[ChainHandle]:
+        """A handle on the LevelDB chain database in directory ``path`` (created if missing)."""
+        executor = ThreadPoolExecutor(1, thread_name_prefix="pouw-chain")
+        try:
+            loop = asyncio.get_running_loop()
+            chain = await loop.run_in_executor(executor, lambda: ChainService.open(path, params, sync=sync,
+                                                                                  **options))
+            try:
+                handle = await loop.run_in_executor(executor, cls, chain, executor, events)
+                yield handle
+            finally:
+                await loop.run_in_executor(executor, chain.close)
+        finally:
+            executor.shutdown(wait=True)
+
+    @property
+    def snapshot(self) -> ChainSnapshot:
+        """The tip and its state as of the last write (a new object after every write)."""
+        return self._snapshot
+
+    @property
+    def tip_id(self) -> bytes:
+        return self._snapshot.tip_id
+
+    async def read(self, fn: Callable[[ChainService], T]) -> T:
+        """``fn(chain)`` on the chain thread; ``fn`` must only read."""
+        return await asyncio.get_running_loop().run_in_executor(self._exec, fn, self._chain)
+
+    async def submit_block(self, block: Block, source: str, size: int | None = None) -> Submission:
+        """Validate and store ``block`` (from ``source``); raise ``ConsensusError`` if it is invalid.
+
+        On acceptance, listeners hear ``TipMoved`` (if the tip moved) and then
+        ``BlockAccepted`` before this returns.
+        """
+        sub = await asyncio.get_running_loop().run_in_executor(self._exec, self._submit, block, size)
+        if sub.result.tip_change is not None:
+            await self._events.emit(TipMoved(sub.connected, sub.disconnected, self._snapshot))
+        if sub.status in (BlockStatus.CONNECTED, BlockStatus.SIDE_BRANCH) or sub.result.tip_change is not None:
+            await self._events.emit(BlockAccepted(block, source, sub.status, sub.seconds))
+        return sub
+
+    def _submit(self, block: Block, size: int | None) -> Submission:
+        start = time.perf_counter()
+        result = self._chain.submit_block(block, size)
+        change = result.tip_change
+        if change is None:
+            if result.status != BlockStatus.DUPLICATE:
+                self._snapshot = take_snapshot(self._chain)  # a side branch or an orphan: counts changed
+            return Submission(result, seconds=time.perf_counter() - start)
+        get = self._chain.get_block
+        connected = tuple(b for b in map(get, change.connected) if b is not None)
+        disconnected = tuple(b for b in map(get, change.disconnected) if b is not None)
+        self._snapshot = take_snapshot(self._chain)
+        return Submission(result, connected, disconnected, time.perf_counter() - start)

@@ -1,0 +1,92 @@
+"""What the network needs from the node: ``ChainAccess``, and the outcomes it reports back.
+
+``PeerNetwork`` (``p2p.network``) knows bytes, peers and topics; the chain,
+the mempool and the job service are the node's. ``ChainAccess`` is the seam
+between them: the node implements it (``node.netadapter``), tests implement it
+over a bare chain. Outcomes are enums, defined once here, so a status is never
+a string to parse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class Intake(StrEnum):
+    """What the node did with a block or a transaction a peer sent."""
+
+    ACCEPTED = "accepted"
+    """Taken (a block connected or stored as a side branch; a transaction admitted): forward it."""
+    DUPLICATE = "duplicate"
+    """Already known: not forwarded; a flood of them costs the sender."""
+    ORPHAN = "orphan"
+    """A block whose parent is unknown: held, and the sender becomes a sync candidate."""
+    IGNORED = "ignored"
+    """Not usable here now but not the sender's fault (a nonce or balance race): not forwarded."""
+    REJECTED = "rejected"
+    """Invalid, and the sender could have known: not forwarded, the sender is penalised."""
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """One transaction's ``Intake`` and, unless accepted, why."""
+
+    intake: Intake
+    reason: str = ""
+
+
+class ChainAccess(Protocol):
+    """What ``PeerNetwork`` needs from the node.
+
+    Every method is called on the event loop's thread. ``status`` is called for
+    each handshake and must answer at once; the others may wait for the chain.
+    """
+
+    def status(self) -> tuple[bytes, int, int]:
+        """``(tip id, height, cumulative work)`` of the main chain."""
+        ...
+
+    async def locator(self) -> list[bytes]:
+        """Block locator of the main chain: ids newest first, exponentially spaced, genesis last."""
+        ...
+
+    async def headers_after(self, locator: list[bytes], max_count: int) -> list[bytes]:
+        """Encoded headers (212 bytes each) of the main-chain blocks after the newest locator
+        entry that is on our main chain (after genesis if none is), oldest first, at most ``max_count``."""
+        ...
+
+    async def missing_blocks(self, ids: Sequence[bytes]) -> list[bytes]:
+        """Those of ``ids`` that are not stored (main chain or side branch; orphans count as missing)."""
+        ...
+
+    async def get_blocks(self, ids: Sequence[bytes], max_bytes: int) -> list[bytes | None]:
+        """Encoded blocks for the longest prefix of ``ids`` whose sizes stay under ``max_bytes``
+        (at least one entry); ``None`` for a block that is not stored."""
+        ...
+
+    async def get_blob(self, digest_hex: str) -> bytes | None:
+        """A stored blob (job matrix or product), or ``None``."""
+        ...
+
+    async def submit_block(self, block: bytes, peer: str) -> Intake:
+        """``ACCEPTED``, ``DUPLICATE`` or ``ORPHAN``.
+
+        Raises ``consensus.errors.PeerFault`` when the block is invalid (the peer is
+        penalised) and any other exception when it cannot be taken now (no penalty).
+        """
+        ...
+
+    async def submit_txs(self, txs: list[bytes], peer: str) -> list[TxOutcome]:
+        """One outcome per transaction (``REJECTED`` ones are the peer's fault)."""
+        ...
+
+    async def on_job_announcement(self, data: bytes, peer: str) -> None:
+        """A jobs-topic message (``p2p.protocol.decode_job_message`` bytes, already decoded once) from ``peer``.
+
+        Raise ``PeerFault`` for an announcement that is wrong (penalised, not forwarded);
+        any other exception is transient (not forwarded, no penalty).
+        """
+        ...
