@@ -38,8 +38,8 @@ from consensus.state import check_transfer  # noqa: E402
 from consensus.tx import get_sender, make_transfer, validate_tx  # noqa: E402
 from consensus.types import Account  # noqa: E402
 from consensus.validation import validate_certificate  # noqa: E402
-from tests.support.blockgen import ChainBuilder, easy_params  # noqa: E402
 from node.chain import ChainService  # noqa: E402
+from tests.support.blockgen import ChainBuilder, easy_params  # noqa: E402
 
 TRANSFERS_PER_BLOCK = 1000
 

@@ -39,14 +39,14 @@ from consensus.codec import decode_block, encode_block, encode_tx  # noqa: E402
 from consensus.keys import devnet_keypairs  # noqa: E402
 from consensus.networks import DEVNET  # noqa: E402
 from consensus.tx import make_transfer  # noqa: E402
-from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params  # noqa: E402
 from node.chain import ChainService  # noqa: E402
-from tests.support.memstore import MemoryStore  # noqa: E402
-from tests.support.chainaccess import ChainServiceAccess  # noqa: E402
-from p2p.network import PeerNetwork  # noqa: E402
 from p2p.host import P2PHost  # noqa: E402
+from p2p.network import PeerNetwork  # noqa: E402
 from p2p.protocol import protocol_ids  # noqa: E402
 from p2p.scoring import ScoreBook  # noqa: E402
+from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params  # noqa: E402
+from tests.support.chainaccess import ChainServiceAccess  # noqa: E402
+from tests.support.memstore import MemoryStore  # noqa: E402
 
 PARAMS = easy_params(DEVNET)
 IDS = protocol_ids(PARAMS.chain_id)
@@ -94,7 +94,7 @@ async def bench_propagation(count: int) -> dict:
             await nodes[0].access.submit_block(raw, "local")
             start = time.perf_counter()
             await nodes[0].net.announce_block(raw)
-            await wait_for(lambda: all(block_id in n.accepted_at for n in nodes[1:]), 30, "propagation")
+            await wait_for(lambda b=block_id: all(b in n.accepted_at for n in nodes[1:]), 30, "propagation")
             latencies.append(max(n.accepted_at[block_id] for n in nodes[1:]) - start)
     latencies = latencies[3:]
     q = statistics.quantiles(latencies, n=10)

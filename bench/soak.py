@@ -164,7 +164,8 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
                 "txs_sent": len(sent), "tx_rate": round(len(sent) / elapsed, 1), "txs_lost": len(lost_txs),
                 "jobs_sent": len(jobs), "jobs_lost": len(lost_jobs),
                 "height": nodes[0].rpc("getblockcount"), "nodes_agree": len(tips) == 1,
-                "rpc_p50_ms": round(1000 * lat[len(lat) // 2], 2), "rpc_p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2),
+                "rpc_p50_ms": round(1000 * lat[len(lat) // 2], 2),
+                "rpc_p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 2),
                 "rss_start_mb": [round(x, 1) for x in rss_start], "rss_end_mb": [round(n.rss_mb(), 1) for n in nodes],
                 "verifychain_ok": all(n.rpc("verifychain")["ok"] for n in nodes),
             }

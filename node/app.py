@@ -102,6 +102,8 @@ def miner_address(config: NodeConfig, params: NetworkParams) -> bytes:
 async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Node]:
     """Start every service of a node for ``config``; stop them all on leaving."""
     params = get_network(config.network)
+    if config.datadir is None or config.rpc_port is None:
+        raise ValueError("a NodeConfig from load_config (or one whose __post_init__ ran) sets datadir and rpc_port")
     datadir = Path(config.datadir)
     datadir.mkdir(parents=True, exist_ok=True)
     events = Events()
@@ -130,12 +132,13 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
             address=miner_address(config, params), shape=config.miner_shape or (m, k, n)))
 
         adapter = NetAdapter(chain, txs, blobs, jobs, work=work, is_mining=lambda: miner.running)
-        network = None if config.no_p2p else await _start_network(stack, config, params, chain, adapter, events)
+        network = None if config.no_p2p else await _start_network(stack, config, datadir, params, chain,
+                                                                         adapter, events)
 
         stopping = asyncio.Event()
         registry = _registry(chain, txs, mempool, templates, miner, jobs, blobs, adapter if network else None,
                              network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock)
-        rpc = await _start_rpc(stack, config, datadir, registry, metrics, blobs, work)
+        rpc = await _start_rpc(stack, config, datadir, config.rpc_port, registry, metrics, blobs, work)
         _subscribe_rpc(events, rpc, Addresses(params.hrp))
         stack.push_async_callback(miner.stop)  # the first thing to stop
         if config.mine:
@@ -168,11 +171,10 @@ def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: Te
     return registry
 
 
-async def _start_network(stack: AsyncExitStack, config: NodeConfig, params: NetworkParams, chain: ChainHandle,
-                         adapter: NetAdapter, events: Events) -> PeerNetwork:
+async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Path, params: NetworkParams,
+                         chain: ChainHandle, adapter: NetAdapter, events: Events) -> PeerNetwork:
     from p2p.host import P2PHost  # loads libp2p (about a second): only when networking is on
 
-    datadir = Path(config.datadir)
     seed = p2p_seed_from_text(config.p2p_key_seed) if config.p2p_key_seed else None
     host = P2PHost(key_dir=datadir, seed=seed, listen=[f"/ip4/{config.p2p_bind}/tcp/{config.p2p_port}"])
     network = PeerNetwork(host, adapter, chain_id=params.chain_id, genesis_id=chain.genesis_id,
@@ -191,9 +193,9 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, params: Netw
     return network
 
 
-async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, registry: Registry,
+async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, port: int, registry: Registry,
                      metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor) -> RpcServer:
-    rpc = RpcServer(registry, config.rpc_bind, config.rpc_port, cookie_path=datadir / ".cookie",
+    rpc = RpcServer(registry, config.rpc_bind, port, cookie_path=datadir / ".cookie",
                     rpc_user=config.rpc_user, rpc_password=config.rpc_password,
                     metrics=metrics if config.metrics else None, extra_routes=blob_routes(blobs, work))
     try:
@@ -264,7 +266,10 @@ def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None
 
     events.subscribe(TipMoved, on_tip)
     events.subscribe(TxAdmitted, on_tx)
-    events.subscribe(JobChanged, lambda e: rpc.publish("job", e.job.to_json()))
+    def on_job(e: JobChanged) -> None:
+        rpc.publish("job", e.job.to_json())
+
+    events.subscribe(JobChanged, on_job)
 
 
 def difficulty(target: int) -> float:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from consensus.networks import NETWORKS
 
@@ -120,7 +122,7 @@ class NodeConfig:
         return self
 
 
-_CONVERT = {
+_CONVERT: dict[str, Callable[[Any], Any]] = {
     "rpc_port": int, "p2p_port": int, "max_jobs": int, "max_blob_bytes": int,
     "mine": parse_bool, "metrics": parse_bool, "no_p2p": parse_bool,
     "connect": parse_list, "bootstrap": parse_list, "miner_shape": parse_shape,

@@ -18,15 +18,14 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from consensus.types import Block
 
-if TYPE_CHECKING:
-    from .chain import BlockStatus
-    from .chainhandle import ChainSnapshot
-    from .jobs import Job
-    from .mempool import Entry
+from .chain import BlockStatus
+from .jobs import Job
+from .mempool import Entry
+from .snapshot import ChainSnapshot
 
 log = logging.getLogger(__name__)
 E = TypeVar("E")

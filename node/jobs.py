@@ -35,7 +35,6 @@ from .blobs import BlobStore, encode_npy, load_matrix
 from .store import KeyValueStore, WriteBatch
 
 
-
 class JobStatus(StrEnum):
     """Where a job is in its life cycle."""
 
@@ -103,8 +102,8 @@ class Job:
     def decode(cls, raw: bytes) -> Job:
         d = json.loads(raw)
         s, p = d["shape"], d["padded_shape"]
-        return cls(d["job_id"], JobStatus(d["status"]), (s["m"], s["k"], s["n"]), (p["m"], p["k"], p["n"]), d["a"], d["b"],
-                   d["created"], d["started"], d["finished"], d["blocks"], d["error"], d["result"])
+        return cls(d["job_id"], JobStatus(d["status"]), (s["m"], s["k"], s["n"]), (p["m"], p["k"], p["n"]),
+                   d["a"], d["b"], d["created"], d["started"], d["finished"], d["blocks"], d["error"], d["result"])
 
 
 def freivalds_evidence(a: np.ndarray, b: np.ndarray, c: np.ndarray, job_id: bytes) -> dict:
@@ -187,10 +186,10 @@ class JobService:
         return [j for j in jobs if status is None or j.status == status]
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
+        out = {str(s): 0 for s in STATUSES}
         with self._lock:
             for j in self._jobs.values():
-                out[j.status] += 1
+                out[str(j.status)] += 1
         return out
 
     def _remember(self, job_id: str, prepared: Prepared) -> None:

@@ -264,8 +264,8 @@ class Mempool:
         mined_ids = {compute_tx_id(t) for t in mined}
         keep = [e.tx for e in self._by_id.values() if e.tx_id not in mined_ids]
         times = {e.tx_id: e.time for e in self._by_id.values()}
-        candidates = {compute_tx_id(t): t for t in [*returned, *keep]}
-        candidates = [t for i, t in candidates.items() if i not in mined_ids]
+        by_id = {compute_tx_id(t): t for t in [*returned, *keep]}
+        candidates = [t for i, t in by_id.items() if i not in mined_ids]
         self._by_id.clear()
         self._by_sender.clear()
         self.bytes = 0

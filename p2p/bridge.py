@@ -205,14 +205,16 @@ class TrioThread:
             raise
         if not done:
             fut.cancel()
-            raise asyncio.TimeoutError(f"{getattr(afn, '__name__', afn)} took over {timeout} s")
+            raise TimeoutError(f"{getattr(afn, '__name__', afn)} took over {timeout} s")
         return fut.result()
 
     async def call_asyncio(self, cfn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         """From trio: run coroutine ``cfn(*args)`` on the asyncio loop and return its result."""
         coro = cfn(*args)
+        if not asyncio.iscoroutine(coro) or self._loop is None:
+            raise HostNotRunning("no asyncio loop to run the call on")
         try:
-            cf = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+            cf = asyncio.run_coroutine_threadsafe(coro, self._loop)
         except RuntimeError:
             coro.close()
             raise HostNotRunning("the asyncio loop is closed") from None

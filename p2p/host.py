@@ -81,11 +81,20 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
+
 from pouw.hashing import H
 
 from .bridge import TrioThread
-from .errors import ConnectFailed, HostNotRunning, KeyFileError, MessageTooLarge, P2PError, PeerRefused
-from .errors import RequestFailed, RequestTimeout
+from .errors import (
+    ConnectFailed,
+    HostNotRunning,
+    KeyFileError,
+    MessageTooLarge,
+    P2PError,
+    PeerRefused,
+    RequestFailed,
+    RequestTimeout,
+)
 from .protocol import MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from .types import INBOUND, OUTBOUND, PeerInfo, Verdict
 
@@ -120,8 +129,8 @@ def _patch_queue_sizes() -> None:
         def __init__(self, max_size: int = OUTBOUND_QUEUE, max_message_size: int = DefaultMaxMessageSize) -> None:
             super().__init__(max_size, max_message_size)
 
-    _pubsub_mod.RpcQueue = _DeepRpcQueue
-    _pubsub_mod._pouw_patched = True
+    setattr(_pubsub_mod, "RpcQueue", _DeepRpcQueue)  # noqa: B010 - a module global of 0.8.1, typed as a class
+    setattr(_pubsub_mod, "_pouw_patched", True)  # noqa: B010 - our own marker on their module
 
 
 _patch_queue_sizes()
@@ -297,10 +306,10 @@ class P2PHost:
             self._pubsub.seen_messages.stop()  # its sweeper thread outlives the service otherwise
 
     async def _setup(self) -> None:
-        for protocol, handler in self._request_handlers.items():
-            self._trio_set_request_handler(protocol, handler)
-        for topic, handler in self._topics.items():
-            await self._trio_subscribe(topic, handler)
+        for protocol, request_handler in self._request_handlers.items():
+            self._trio_set_request_handler(protocol, request_handler)
+        for topic, topic_handler in self._topics.items():
+            await self._trio_subscribe(topic, topic_handler)
         self.listen_addrs = [str(a) for a in self._host.get_addrs()]
 
     def _build(self) -> None:
@@ -312,11 +321,11 @@ class P2PHost:
         host = new_host(
             key_pair=kp,
             sec_opt={NOISE_ID: NoiseTransport(kp, noise_privkey=create_x25519_key_pair().private_key)},
-            muxer_opt={YAMUX_ID: Yamux},
+            muxer_opt={TProtocol(YAMUX_ID): Yamux},
             enable_mDNS=False,
             connection_config=config,
         )
-        swarm = host.get_network()
+        swarm: Any = host.get_network()  # the Swarm behind the interface: its connector and add_conn are patched
 
         async def _auto_connector_off() -> None:
             return None
@@ -400,7 +409,7 @@ class P2PHost:
             raise MessageTooLarge(f"gossip payload of {len(data)} bytes exceeds the cap of {MAX_GOSSIP_BYTES} bytes")
         try:
             await self._trio.run(self._pubsub.publish, topic, data, timeout=30.0)
-        except asyncio.TimeoutError as e:  # publishing only queues; this is a stuck host
+        except TimeoutError as e:  # publishing only queues; this is a stuck host
             raise P2PError(f"publish on {topic} did not complete in 30 s") from e
 
     async def wait_for_mesh(self, topic: str, peer_ids: Iterable[str] = (), *, min_peers: int = 1,
@@ -472,7 +481,7 @@ class P2PHost:
         try:
             # The outer bound covers a stuck dial as well as a slow answer.
             return bytes(await self._trio.run(send, timeout=timeout + 5.0))
-        except (RequestTimeoutError, asyncio.TimeoutError) as e:
+        except (TimeoutError, RequestTimeoutError) as e:
             raise RequestTimeout(f"{protocol} to {peer_id} timed out after {timeout} s") from e
         except P2PError:
             raise

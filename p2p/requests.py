@@ -112,7 +112,7 @@ class PeerRequester:
                 entries = await self.blocks_page(src, want)
                 if not entries:
                     break
-                for block_id, block in zip(want, entries):
+                for block_id, block in zip(want, entries, strict=False):  # a page answers a prefix
                     if block is None:
                         continue
                     if len(block) < HEADER_SIZE or compute_block_id(block[:HEADER_SIZE]) != block_id:

@@ -111,7 +111,7 @@ class JobMethods:
                               description="Also return the product as base64 .npy when it is at most 1 MiB.")],
                 errors=[E.JOB_NOT_FOUND, E.JOB_RESULT_NOT_READY, E.JOB_VERIFICATION_FAILED])
     async def getmatmulresult(self, job_id: str, inline: bool = False) -> dict:
-        """The product C (int32, m x n as submitted): blob hash for GET /blobs/<hash>, H(C) and the Freivalds evidence."""
+        """The product C (int32, m x n as submitted): blob hash for GET /blobs/<hash>, H(C) and the Freivalds evidence."""  # noqa: E501 - the summary line is the API's documentation (OpenRPC), unchanged
         job = self._get(job_id)
         if job.status == FAILED:
             raise RpcError(E.JOB_VERIFICATION_FAILED, f"job {job_id} failed: {job.error}")

@@ -116,7 +116,7 @@ class Method:
                     msg = (f"too many parameters for {self.name}: it takes at most {len(self.params)} "
                            f"({names}), got {len(params)}")
                 raise RpcError(E.INVALID_PARAMS, msg)
-            given = {p.name: v for p, v in zip(self.params, params)}
+            given = {p.name: v for p, v in zip(self.params, params, strict=False)}  # a prefix: the rest are optional
         elif isinstance(params, Mapping):
             for key in params:
                 if key not in declared:
@@ -160,17 +160,23 @@ class Method:
                     text += f" {p.description}"
                 lines.append(text)
             lines.append("")
-        lines.append("Result:")
-        result = f"({describe_schema(self.result)})"
-        if self.result.get("description"):
-            result += f" {self.result['description']}"
-        lines += [result, ""]
+        result = self._result_text()
+        if result:
+            lines += ["Result:", result, ""]
         if self.errors:
             lines.append("Errors:")
             for code in self.errors:
                 lines.append(f"  {code:>6}  {E.ERROR_MESSAGES.get(code, 'Application error')}")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+    def _result_text(self) -> str:
+        """The line under ``Result:`` in ``help_text``; empty when nothing is declared about the result."""
+        phrase = describe_schema(self.result)
+        parts = [] if phrase == "any value" else [f"({phrase})"]
+        if self.result.get("description"):
+            parts.append(str(self.result["description"]))
+        return " ".join(parts)
 
     def openrpc(self) -> dict[str, Any]:
         """This method as an OpenRPC Method Object."""
@@ -218,7 +224,7 @@ def _package_version() -> str:
 
 def _check_handler(name: str, func: Any, params: Sequence[Param]) -> None:
     """Refuse a handler that is not async or whose signature does not fit the declared params."""
-    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None))
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__)
     if not is_async:
         raise TypeError(f"handler of {name!r} must be an async function, got {func!r}")
     sig = inspect.signature(func)
@@ -228,10 +234,10 @@ def _check_handler(name: str, func: Any, params: Sequence[Param]) -> None:
         if not accepts_any and (p.name not in sig.parameters
                                 or sig.parameters[p.name].kind is inspect.Parameter.POSITIONAL_ONLY):
             raise TypeError(f"handler of {name!r} does not accept the declared parameter {p.name!r}")
-    for pname, p in sig.parameters.items():
-        if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+    for pname, sp in sig.parameters.items():
+        if sp.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
             continue
-        if p.default is not inspect.Parameter.empty:
+        if sp.default is not inspect.Parameter.empty:
             continue
         decl = declared.get(pname)
         if decl is None:

@@ -92,31 +92,136 @@ def _types_of(schema: Mapping[str, Any]) -> list[str]:
     return [t] if isinstance(t, str) else list(t)
 
 
-def describe_schema(schema: Mapping[str, Any]) -> str:
-    """A short phrase for what ``schema`` accepts, e.g. ``integer >= 0`` or ``one of "a", "b"``."""
+_PLURALS = {"null": "nulls", "boolean": "booleans", "integer": "integers", "number": "numbers",
+            "string": "strings", "array": "arrays", "object": "objects"}
+_NUMBER_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_STRING_KEYS = ("minLength", "maxLength", "pattern")
+_ARRAY_KEYS = ("items", "minItems", "maxItems")
+_OBJECT_KEYS = ("properties",)
+
+
+def _count(n: int, noun: str, plural: str) -> str:
+    """``1 character``, ``2 characters``."""
+    return f"{n} {noun if n == 1 else plural}"
+
+
+def _span(schema: Mapping[str, Any], low_key: str, high_key: str) -> tuple[str, bool]:
+    """``("1 to 3", plural)``, ``("at least 1", singular)``, ...; ``("", True)`` without bounds.
+
+    A lower bound of 0 says nothing and is left out.
+    """
+    low, high = schema.get(low_key), schema.get(high_key)
+    if low == 0:
+        low = None
+    if low is not None and high is not None:
+        if low == high:
+            return f"exactly {low}", low != 1
+        return f"{low} to {high}", True
+    if low is not None:
+        return f"at least {low}", low != 1
+    if high is not None:
+        return f"at most {high}", high != 1
+    return "", True
+
+
+def _range(schema: Mapping[str, Any]) -> str:
+    """``from 0 to 2``, ``of at least 0``, ``greater than 0 and at most 5``; ``""`` without bounds."""
+    low, high = schema.get("minimum"), schema.get("maximum")
+    xlow, xhigh = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if low is not None and high is not None and xlow is None and xhigh is None:
+        return f"equal to {low}" if low == high else f"from {low} to {high}"
+    parts = []
+    if low is not None:
+        parts.append(f"at least {low}")
+    if xlow is not None:
+        parts.append(f"greater than {xlow}")
+    if high is not None:
+        parts.append(f"at most {high}")
+    if xhigh is not None:
+        parts.append(f"less than {xhigh}")
+    text = " and ".join(parts)
+    return "of " + text if text.startswith("at ") else text
+
+
+def _typed_only(schema: Mapping[str, Any]) -> bool:
+    """Whether ``schema``'s phrase starts with its type name(s), so it can be put in the plural."""
+    return bool(_types_of(schema)) and not any(k in schema for k in ("const", "enum", "anyOf"))
+
+
+def _describe_array(schema: Mapping[str, Any], head: str) -> str:
+    items = schema.get("items")
+    count, plural = _span(schema, "minItems", "maxItems")
+    tail = ""
+    if items and _typed_only(items):
+        noun = _describe(items, plural=plural)
+    else:
+        noun = "items" if plural else "item"
+        if items and describe_schema(items) != "any value":
+            tail = f", each {describe_schema(items)}"
+    if count:
+        return f"{head} of {count} {noun}{tail}"
+    if items and _typed_only(items):
+        return f"{head} of {noun}"
+    return f"{head} of items{tail}" if tail else head
+
+
+def _describe_type(kind: str, schema: Mapping[str, Any], plural: bool) -> str:
+    """One JSON type with the keywords of ``schema`` that apply to it."""
+    head = _PLURALS[kind] if plural else kind
+    if kind in ("integer", "number"):
+        bounds = _range(schema)
+        return f"{head} {bounds}" if bounds else head
+    if kind == "string":
+        text = head
+        count, many = _span(schema, "minLength", "maxLength")
+        if count:
+            text += f" of {count} {'characters' if many else 'character'}"
+        if "pattern" in schema:
+            text += f" matching {schema['pattern']}"
+        return text
+    if kind == "array":
+        return _describe_array(schema, head)
+    if kind == "object":
+        fields = list(schema.get("properties", {}))
+        if fields:
+            return f"{head} with {'field' if len(fields) == 1 else 'fields'} {', '.join(fields)}"
+        return head
+    return head
+
+
+def _describe(schema: Mapping[str, Any], plural: bool = False) -> str:
     if "const" in schema:
         return preview(schema["const"])
     if "enum" in schema:
-        return "one of " + ", ".join(preview(v) for v in schema["enum"])
+        values = [preview(v) for v in schema["enum"]]
+        if not values:
+            return "no value (empty enum)"
+        return values[0] if len(values) == 1 else "one of " + ", ".join(values)
     if "anyOf" in schema:
-        return " or ".join(describe_schema(s) for s in schema["anyOf"])
+        return " or ".join(_describe(s, plural) for s in schema["anyOf"])
     types = _types_of(schema)
-    text = " or ".join(types) if types else "any value"
-    bounds = []
-    for key, op in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
-        if key in schema:
-            bounds.append(f"{op} {schema[key]}")
-    if bounds:
-        text += " " + " and ".join(bounds)
-    if "pattern" in schema:
-        text += f" matching {schema['pattern']}"
-    if "maxLength" in schema:
-        text += f" of at most {schema['maxLength']} characters"
-    if "minLength" in schema:
-        text += f" of at least {schema['minLength']} characters"
-    if "items" in schema and "array" in types:
-        text += f" of {describe_schema(schema['items'])}"
-    return text
+    if types:
+        return " or ".join(_describe_type(t, schema, plural) for t in types)
+    # No type: each keyword still constrains the values of its own type.
+    text = "values" if plural else "any value"
+    extras = []
+    for kind, keys in (("string", _STRING_KEYS), ("number", _NUMBER_KEYS),
+                       ("array", _ARRAY_KEYS), ("object", _OBJECT_KEYS)):
+        if any(k in schema for k in keys):
+            phrase = _describe_type(kind, schema, plural=True)
+            if phrase != _PLURALS[kind]:
+                extras.append(phrase)
+    return text + "; " + ", ".join(extras) if extras else text
+
+
+def describe_schema(schema: Mapping[str, Any]) -> str:
+    """A short phrase for what ``schema`` accepts, for ``help`` and error messages.
+
+    For example ``integer from 0 to 2``, ``string of 1 to 128 characters``,
+    ``one of "a", "b"``, ``array of strings``, ``string or null``; a schema
+    without any validating keyword is ``any value``.
+    """
+    return _describe(schema)
 
 
 def check_schema(schema: Any, where: str) -> None:
@@ -214,20 +319,22 @@ def _check_number(value: float, schema: Mapping[str, Any], path: str, kind: str)
 
 def _check_string(value: str, schema: Mapping[str, Any], path: str) -> None:
     if "maxLength" in schema and len(value) > schema["maxLength"]:
-        raise SchemaViolation(path, f"string of at most {schema['maxLength']} characters",
-                              f"{len(value)} characters")
+        raise SchemaViolation(path, f"string of at most {_count(schema['maxLength'], 'character', 'characters')}",
+                              _count(len(value), "character", "characters"))
     if "minLength" in schema and len(value) < schema["minLength"]:
-        raise SchemaViolation(path, f"string of at least {schema['minLength']} characters",
-                              f"{len(value)} characters")
+        raise SchemaViolation(path, f"string of at least {_count(schema['minLength'], 'character', 'characters')}",
+                              _count(len(value), "character", "characters"))
     if "pattern" in schema and re.search(schema["pattern"], value) is None:
         raise SchemaViolation(path, f"string matching {schema['pattern']}", preview(value))
 
 
 def _check_array(value: list, schema: Mapping[str, Any], path: str) -> None:
     if "maxItems" in schema and len(value) > schema["maxItems"]:
-        raise SchemaViolation(path, f"array of at most {schema['maxItems']} items", f"{len(value)} items")
+        raise SchemaViolation(path, f"array of at most {_count(schema['maxItems'], 'item', 'items')}",
+                              _count(len(value), "item", "items"))
     if "minItems" in schema and len(value) < schema["minItems"]:
-        raise SchemaViolation(path, f"array of at least {schema['minItems']} items", f"{len(value)} items")
+        raise SchemaViolation(path, f"array of at least {_count(schema['minItems'], 'item', 'items')}",
+                              _count(len(value), "item", "items"))
     if "items" in schema:
         for i, item in enumerate(value):
             validate_value(item, schema["items"], f"{path}[{i}]")

@@ -524,7 +524,7 @@ class RpcServer:
     async def _close_ws(conn: _WsConnection) -> None:
         try:
             await asyncio.wait_for(conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down"), 3.0)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             conn.abort()
 
     def _call_ws_method(self, conn: _WsConnection, method: str, params: Any) -> Any:
@@ -537,10 +537,10 @@ class RpcServer:
             conn.subscriptions[sub.id] = sub
             self._subs[sub.topic][sub.id] = sub
             return sub.id
-        sub = conn.subscriptions.pop(args["subscription"], None)
-        if sub is None:
+        gone = conn.subscriptions.pop(args["subscription"], None)
+        if gone is None:
             raise RpcError(E.INVALID_PARAMETER, f"no subscription {args['subscription']!r} on this connection")
-        self._subs[sub.topic].pop(sub.id, None)
+        self._subs[gone.topic].pop(gone.id, None)
         return True
 
     def publish(self, topic: str, payload: Any) -> int:

@@ -35,16 +35,16 @@ def test_kill_a_mining_node_twenty_times(node_factory):
         assert height >= reported, f"round {round_no}: height {height} went below the reported {reported}"
         check = node.rpc("verifychain")
         assert check["ok"], check["problems"]
-        for job_id, want in list(pending.items()):
+        for job_id in list(pending):
             status = node.rpc("getmatmuljob", job_id)["status"]
             assert status in ("queued", "mining", "done"), status
             if status == "done":
                 done_jobs[job_id] = pending.pop(job_id)
         for job_id, want in done_jobs.items():  # finished results survive every kill
             assert np.array_equal(download_product(node, job_id), want)
-        wait_until(lambda: node.rpc("getblockcount") > height, timeout=30, what="mining to resume")
+        wait_until(lambda h=height: node.rpc("getblockcount") > h, timeout=30, what="mining to resume")
 
     for job_id in list(pending):
-        wait_until(lambda: node.rpc("getmatmuljob", job_id)["status"] == "done", timeout=60, what="pending jobs")
+        wait_until(lambda j=job_id: node.rpc("getmatmuljob", j)["status"] == "done", timeout=60, what="pending jobs")
         assert np.array_equal(download_product(node, job_id), pending[job_id])
     assert reported > 20

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import time
 
-from tests.functional.harness import ROOT, wait_until
 from testnet.devnet import rpc
+from tests.functional.harness import ROOT, wait_until
 
 
 def free_base_port() -> int:

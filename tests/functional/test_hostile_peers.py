@@ -168,7 +168,7 @@ def test_hostile_peer_is_banned_and_honest_nodes_carry_on(honest):
     banned, spared = asyncio.run(run())
     assert not _banned(b, spared)
     kinds = ["bad certificate", "wrong target", "time warp", "tx flood", "garbage"]
-    for kind, peer_id in zip(kinds, banned):
+    for kind, peer_id in zip(kinds, banned, strict=True):
         assert _banned(b, peer_id), f"the {kind} attacker {peer_id} was not banned: {b.rpc('listbanned')}"
     assert b.rpc("getbestblockhash") == tip and a.rpc("getbestblockhash") == tip
     assert responsive(a) and responsive(b)

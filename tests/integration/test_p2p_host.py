@@ -44,9 +44,9 @@ class Recorder:
 
 async def line(*hosts: P2PHost) -> None:
     """Connect hosts in a line and wait for the topic mesh on every link."""
-    for left, right in zip(hosts, hosts[1:]):
+    for left, right in zip(hosts, hosts[1:], strict=False):
         await right.connect(left.listen_addrs[0])
-    for left, right in zip(hosts, hosts[1:]):
+    for left, right in zip(hosts, hosts[1:], strict=False):
         await left.wait_for_mesh(TOPIC, [right.peer_id])
         await right.wait_for_mesh(TOPIC, [left.peer_id])
 
@@ -67,7 +67,7 @@ async def test_identity_persists_in_a_private_key_file(tmp_path):
 async def test_gossip_is_validated_before_it_is_forwarded():
     hosts = [P2PHost() for _ in range(3)]
     handlers = [Recorder() for _ in hosts]
-    for host, handler in zip(hosts, handlers):
+    for host, handler in zip(hosts, handlers, strict=True):
         host.subscribe(TOPIC, handler)
     async with hosts[0] as a, hosts[1] as b, hosts[2] as c:
         await line(a, b, c)

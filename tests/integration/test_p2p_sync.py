@@ -14,23 +14,23 @@ from dataclasses import replace
 import pytest
 
 from consensus.codec import decode_block, decode_header, encode_block, encode_tx
-from node.netadapter import chain_headers_after, chain_locator
 from consensus.keys import devnet_keypairs
 from consensus.networks import DEVNET
 from consensus.tx import make_transfer
 from consensus.types import Block
-from tests.support.blockgen import ChainBuilder, easy_params
 from node.chain import ChainService
-from tests.support.memstore import MemoryStore
-from tests.support.chainaccess import ChainServiceAccess
+from node.netadapter import chain_headers_after, chain_locator
 from p2p.access import Intake
-from p2p.network import PeerNetwork
 from p2p.errors import ConnectFailed
 from p2p.host import P2PHost
+from p2p.network import PeerNetwork
 from p2p.protocol import JobAnnouncement, Status, protocol_ids
 from p2p.scoring import ScoreBook
 from p2p.types import Verdict
 from pouw.hashing import H
+from tests.support.blockgen import ChainBuilder, easy_params
+from tests.support.chainaccess import ChainServiceAccess
+from tests.support.memstore import MemoryStore
 
 pytestmark = pytest.mark.timeout(120)
 

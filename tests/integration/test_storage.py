@@ -12,10 +12,10 @@ from consensus.keys import devnet_keypairs
 from consensus.tx import make_transfer
 from consensus.types import Account
 from node import schema
-from tests.support.blockgen import ChainBuilder, easy_params
 from node.chain import ChainService
 from node.errors import StorageError
 from node.store import LevelDBStore
+from tests.support.blockgen import ChainBuilder, easy_params
 
 P = easy_params()
 KEYS = devnet_keypairs(5)

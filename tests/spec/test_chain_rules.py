@@ -20,8 +20,8 @@ from consensus.networks import COIN
 from consensus.tx import compute_tx_id, compute_tx_root, make_transfer
 from consensus.types import Block, Coinbase, Header
 from consensus.validation import compute_expected_target, make_parent_info, validate_block
-from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params
 from node.chain import ChainService
+from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params
 from tests.support.memstore import MemoryStore
 
 P = easy_params()

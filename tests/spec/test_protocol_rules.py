@@ -16,7 +16,7 @@ from pouw.certificate import certificate_length, decode_certificate, make_certif
 from pouw.commit import commit_pair, leaf_a, leaf_b, row_blocks
 from pouw.constants import MAX_U256
 from pouw.errors import InvalidMatrixError
-from pouw.hashing import HK, K, XOF
+from pouw.hashing import HK, XOF, K
 from pouw.header import Header, compute_block_id, compute_work
 from pouw.jobs import FREIVALDS_MODULUS, compute_job_id, freivalds_check, freivalds_vector, product_hash
 from pouw.matrix import pad_pair, padded_shape, validate_pair
@@ -157,7 +157,8 @@ def test_s5_dense_blocks_random_access():
     eal = compute_eal(seed, 64)
     assert np.array_equal(eal[32:48], eal_block(seed, 2))
     raw = XOF(seed, b"EAL" + struct.pack("<I", 2), 16 * 128)
-    assert eal_block(seed, 2).tolist() == [[(x & 63) - 32 for x in raw[16 * i * 8: 16 * i * 8 + 128]] for i in range(16)]
+    want = [[(x & 63) - 32 for x in raw[16 * i * 8: 16 * i * 8 + 128]] for i in range(16)]
+    assert eal_block(seed, 2).tolist() == want
     ebr = compute_ebr(seed, 48)
     assert np.array_equal(ebr[:, 16:32], ebr_block_t(seed, 1).T)
 
@@ -168,7 +169,7 @@ def test_s5_sparse_pairs_use_64_bit_product():
     fa, sa = a_indices(seed, k)
     u = struct.unpack(f"<{k}I", XOF(seed, b"EAR", 4 * k))
     want_f = [x & 127 for x in u]
-    want_s = [f ^ (1 + ((127 * x) >> 32)) for f, x in zip(want_f, u)]
+    want_s = [f ^ (1 + ((127 * x) >> 32)) for f, x in zip(want_f, u, strict=True)]
     assert fa.tolist() == want_f and sa.tolist() == want_s
     assert np.all(fa != sa) and fa.max() < 128 and sa.max() < 128
     # A 32-bit product would give s = f ^ 1 every time; the real rule must not.

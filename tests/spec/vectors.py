@@ -12,9 +12,9 @@ import json
 
 import numpy as np
 
-from pouw.commit import commit_pair
 from pouw.certificate import make_certificate
-from pouw.hashing import H, K, XOF
+from pouw.commit import commit_pair
+from pouw.hashing import XOF, H, K
 from pouw.header import Header, HeaderPre
 from pouw.jobs import compute_job_id, freivalds_vector, product_hash
 from pouw.noise import a_indices, b_indices, eal_block, ebr_block_t

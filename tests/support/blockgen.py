@@ -122,7 +122,8 @@ class ChainBuilder:
               coinbase_to: bytes | None = None, time: int | None = None) -> Block:
         """A block on top of ``parent_id`` (``spacing`` seconds later unless ``time`` is given)."""
         parent = self.infos[parent_id]
-        when = time if time is not None else parent.time + (spacing if spacing is not None else self.params.block_spacing)
+        step = spacing if spacing is not None else self.params.block_spacing
+        when = time if time is not None else parent.time + step
         make = self.maker.synthetic if self.synthetic else self.maker.mine
         block = make(parent, when, coinbase_to if coinbase_to is not None else self.coinbase_to, transfers)
         self.infos[block.header.block_id] = self._make_parent_info(block.header, parent)

@@ -27,7 +27,7 @@ import kernels
 from kernels import select
 from kernels.base import BackendError, prepare
 from kernels.numpy_backend import NumpyBackend
-from pouw.constants import R, TILE
+from pouw.constants import TILE, R
 from pouw.transcript import compute_tickets, fold_words, xor_tiles
 from tests.helpers import EASY_TARGET, int7, template
 

@@ -7,8 +7,8 @@ from kernels import get_backend, prepare
 from kernels.base import BackendError
 from kernels.numpy_backend import NumpyBackend, _exact_dtype, _row_max
 from kernels.select import self_test
-from pouw.verify import verify
 from pouw.reference import mine_reference
+from pouw.verify import verify
 from tests.helpers import EASY_TARGET, int7, template
 
 
@@ -44,7 +44,7 @@ def test_reused_buffers_across_shapes_nonces_and_concurrent_calls():
         assert np.array_equal(got.tickets, ref.tickets) and np.array_equal(got.product, ref.product)
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda c: backend.mine(c[0], c[1], 0, want_product=True, all_tickets=True), cases))
-    for got, (_, _, ref) in zip(results, cases):
+    for got, (_, _, ref) in zip(results, cases, strict=True):
         assert np.array_equal(got.tickets, ref.tickets) and np.array_equal(got.product, ref.product)
 
 

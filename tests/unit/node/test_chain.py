@@ -9,9 +9,9 @@ from consensus.keys import devnet_keypairs
 from consensus.tx import make_transfer
 from consensus.types import Account, Tx
 from node import schema
-from tests.support.blockgen import ChainBuilder, easy_params
 from node.chain import ChainService
 from node.store import WriteBatch
+from tests.support.blockgen import ChainBuilder, easy_params
 from tests.support.memstore import MemoryStore
 
 P = easy_params()

@@ -14,7 +14,8 @@ def test_defaults_follow_the_network(tmp_path):
 
 
 def test_precedence_flags_over_env_over_file(tmp_path):
-    (tmp_path / "pouw.toml").write_text('rpc_port = 1111\nmine = true\nminer_shape = "256,512,128"\nlog_level = "debug"\n')
+    (tmp_path / "pouw.toml").write_text(
+        'rpc_port = 1111\nmine = true\nminer_shape = "256,512,128"\nlog_level = "debug"\n')
     env = {"POUW_RPC_PORT": "2222", "POUW_DATADIR": str(tmp_path)}
     c = load_config([], environ=env)
     assert c.rpc_port == 2222 and c.mine is True and c.miner_shape == (256, 512, 128) and c.log_level == "debug"

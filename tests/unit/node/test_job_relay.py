@@ -18,7 +18,7 @@ def test_waiting_jobs_are_announced_again_with_doubling_delays():
     times = []
     for _ in range(200):
         clock.now += 1
-        for job_id, round in relay.due(["j"]):
+        for _, round in relay.due(["j"]):
             times.append((clock.now - 1000, round))
     # +10, +20, +40, then capped at +40; each round numbered, so each repeat is a new gossip payload.
     assert times[:5] == [(10, 1), (30, 2), (70, 3), (110, 4), (150, 5)]

@@ -161,7 +161,7 @@ def test_locator_is_newest_first_exponential_and_ends_at_genesis():
     heights = [int.from_bytes(x, "little") for x in loc]
     assert heights[:10] == list(range(1000, 990, -1))
     assert heights[-1] == 0 and len(heights) < 25
-    steps = [a - b for a, b in zip(heights, heights[1:-1])]
+    steps = [a - b for a, b in zip(heights, heights[1:-1], strict=False)]
     assert steps == sorted(steps)
     assert p.compute_locator(0, ids.__getitem__) == [ids[0]]
 

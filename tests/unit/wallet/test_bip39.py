@@ -7,9 +7,9 @@ from importlib import resources
 
 import pytest
 
+from consensus.address import encode_address
 from consensus.keys import DEVNET_MNEMONIC, devnet_keypairs
 from consensus.networks import DEVNET
-from consensus.address import encode_address
 from wallet.bip39 import (
     MnemonicError,
     entropy_to_mnemonic,

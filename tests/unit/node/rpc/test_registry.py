@@ -9,6 +9,7 @@ import pytest
 from node.rpc import errors as E
 from node.rpc.errors import RpcError
 from node.rpc.registry import Param, Registry
+from node.rpc.schema import describe_schema
 
 HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$", "maxLength": 64}
 
@@ -248,3 +249,92 @@ async def test_rpc_discover_is_an_openrpc_document(registry):
     assert getblock["result"]["schema"]["type"] == "object"
     assert getblock["errors"] == [{"code": -5, "message": "Invalid address or key"}]
     assert registry.openrpc_document({"title": "x", "version": "1"})["info"]["title"] == "x"
+
+
+# -- wording of schemas in help and messages -----------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("schema", "phrase"),
+    [
+        ({"type": "string", "minLength": 1, "maxLength": 2097152}, "string of 1 to 2097152 characters"),
+        ({"type": "string", "maxLength": 128}, "string of at most 128 characters"),
+        ({"type": "string", "minLength": 1}, "string of at least 1 character"),
+        ({"type": "string", "minLength": 64, "maxLength": 64}, "string of exactly 64 characters"),
+        (HASH, "string of at most 64 characters matching ^[0-9a-f]{64}$"),
+        ({"type": "string", "enum": ["add", "remove", "onetry"]}, 'one of "add", "remove", "onetry"'),
+        ({"type": "integer", "minimum": 0, "maximum": 2}, "integer from 0 to 2"),
+        ({"type": "integer", "minimum": 0}, "integer of at least 0"),
+        ({"type": "integer", "maximum": 2**64 - 1}, "integer of at most 18446744073709551615"),
+        ({"type": "number", "exclusiveMinimum": 0, "maximum": 1.5}, "number greater than 0 and at most 1.5"),
+        ({"type": "array"}, "array"),
+        ({"type": "array", "items": {"type": "string"}}, "array of strings"),
+        ({"type": "array", "items": {"type": "integer"}, "maxItems": 3}, "array of at most 3 integers"),
+        ({"type": "array", "items": {"enum": ["a", "b"]}}, 'array of items, each one of "a", "b"'),
+        ({"type": "object"}, "object"),
+        ({"type": "object", "properties": {"limit": {"type": "integer"}}}, "object with field limit"),
+        ({"type": ["string", "null"]}, "string or null"),
+        ({"type": ["string", "null"], "maxLength": 5}, "string of at most 5 characters or null"),
+        ({"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]}, "integer of at least 1 or null"),
+        ({}, "any value"),
+    ],
+)
+def test_describe_schema_wording(schema, phrase):
+    assert describe_schema(schema) == phrase
+
+
+def test_help_text_reads_well_and_omits_an_unknown_result():
+    r = Registry(builtins=False)
+
+    async def sample(a, verbosity=1):
+        """Sample method."""
+
+    r.register("sample", sample, params=[
+        Param("a", {"type": "string", "minLength": 1, "maxLength": 2097152}),
+        Param("verbosity", {"type": "integer", "minimum": 0, "maximum": 2, "default": 1}, required=False),
+    ])
+    assert r.help_text("sample") == (
+        "sample a ( verbosity )\n"
+        "\n"
+        "Sample method.\n"
+        "\n"
+        "Arguments:\n"
+        "1. a          (string of 1 to 2097152 characters, required)\n"
+        "2. verbosity  (integer from 0 to 2, optional, default=1)\n"
+    )
+    assert "any value" not in r.help_text("sample") and "Result:" not in r.help_text("sample")
+    # Not declaring a result changes nothing in the OpenRPC document.
+    assert r.get("sample").openrpc()["result"] == {"name": "sampleResult", "schema": {}}
+
+
+def test_help_text_result_section_when_something_is_known(registry):
+    text = registry.help_text("getblock")
+    assert "\nResult:\n(object) The block.\n" in text
+    assert "2. verbosity  (integer from 0 to 2, optional, default=1) 0 hex, 1 object, 2 with txs.\n" in text
+    assert text.endswith("Errors:\n      -5  Invalid address or key\n")
+    assert "Result:" not in registry.help_text("boom")
+
+    async def described():
+        """Untyped result with a description."""
+
+    registry.register("described", described, result={"description": "Whatever the plugin returns."})
+    assert "\nResult:\nWhatever the plugin returns.\n" in registry.help_text("described")
+    assert "any value" not in registry.help_text("described")
+
+
+async def test_messages_use_the_same_wording(registry):
+    msg = await params_error(registry, "getblock", [])
+    assert msg == ('missing required parameter "hash" (string of at most 64 characters matching '
+                   "^[0-9a-f]{64}$) for getblock")
+    assert '"opts.limit": expected field "limit" (integer), got nothing' in await params_error(
+        registry, "echo", {"flag": True, "opts": {}})
+
+    async def named(name):
+        return name
+
+    registry.register("named", named, params=[Param("name", {"type": "string", "minLength": 1, "maxLength": 1})])
+    assert '"name": expected string of at least 1 character, got 0 characters' in await params_error(
+        registry, "named", [""])
+    assert '"name": expected string of at most 1 character, got 2 characters' in await params_error(
+        registry, "named", ["ab"])
+    assert '"items": expected array of at most 3 items, got 4 items' in await params_error(
+        registry, "echo", {"flag": True, "items": [1, 2, 3, 4]})
