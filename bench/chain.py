@@ -31,15 +31,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consensus.codec import decode_tx, encode_block, encode_tx  # noqa: E402
-from consensus.keys import devnet_keypairs  # noqa: E402
-from consensus.networks import DEVNET  # noqa: E402
-from consensus.state import check_transfer  # noqa: E402
-from consensus.tx import get_sender, make_transfer, validate_tx  # noqa: E402
-from consensus.types import Account  # noqa: E402
-from consensus.validation import validate_certificate  # noqa: E402
-from node.chain import ChainService  # noqa: E402
-from tests.support.blockgen import ChainBuilder, easy_params  # noqa: E402
+from consensus.codec import decode_tx, encode_block, encode_tx
+from consensus.keys import devnet_keypairs
+from consensus.networks import DEVNET
+from consensus.state import check_transfer
+from consensus.tx import get_sender, make_transfer, validate_tx
+from consensus.types import Account
+from consensus.validation import validate_certificate
+from node.chain import ChainService
+from tests.support.blockgen import ChainBuilder, easy_params
 
 TRANSFERS_PER_BLOCK = 1000
 

@@ -29,9 +29,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kernels import get_backend, prepare  # noqa: E402
-from pouw.header import HeaderPre  # noqa: E402
-from pouw.verify import verify  # noqa: E402
+from kernels import get_backend, prepare
+from pouw.header import HeaderPre
+from pouw.verify import verify
 
 
 def median_time(fn, repeat: int) -> float:

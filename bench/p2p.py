@@ -35,18 +35,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consensus.codec import decode_block, encode_block, encode_tx  # noqa: E402
-from consensus.keys import devnet_keypairs  # noqa: E402
-from consensus.networks import DEVNET  # noqa: E402
-from consensus.tx import make_transfer  # noqa: E402
-from node.chain import ChainService  # noqa: E402
-from p2p.host import P2PHost  # noqa: E402
-from p2p.network import PeerNetwork  # noqa: E402
-from p2p.protocol import protocol_ids  # noqa: E402
-from p2p.scoring import ScoreBook  # noqa: E402
-from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params  # noqa: E402
-from tests.support.chainaccess import ChainServiceAccess  # noqa: E402
-from tests.support.memstore import MemoryStore  # noqa: E402
+from consensus.codec import decode_block, encode_block, encode_tx
+from consensus.keys import devnet_keypairs
+from consensus.networks import DEVNET
+from consensus.tx import make_transfer
+from node.chain import ChainService
+from p2p.host import P2PHost
+from p2p.network import PeerNetwork
+from p2p.protocol import protocol_ids
+from p2p.scoring import ScoreBook
+from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params
+from tests.support.chainaccess import ChainServiceAccess
+from tests.support.memstore import MemoryStore
 
 PARAMS = easy_params(DEVNET)
 IDS = protocol_ids(PARAMS.chain_id)

@@ -26,9 +26,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from node.metrics import Metrics  # noqa: E402
-from node.rpc.registry import Registry  # noqa: E402
-from node.rpc.server import RpcServer  # noqa: E402
+from node.metrics import Metrics
+from node.rpc.registry import Registry
+from node.rpc.server import RpcServer
 
 TARGET_RPS = 2000
 

@@ -96,68 +96,14 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
         try:
             for i in range(3):
                 nodes.append(Node(root, i, network, [n.p2p[0] for n in nodes], mine=(i == 0)))
-            deadline = time.monotonic() + 60
-            while any(len(n.rpc("getpeerinfo")) < 2 for n in nodes):
-                if time.monotonic() > deadline:
-                    raise SystemExit("nodes did not peer")
-                time.sleep(0.2)
+            _wait_peered(nodes)
             rss_start = [n.rss_mb() for n in nodes]
             nonces = [nodes[i].rpc("getaccount", _addr(keys[i], params))["next_nonce"] for i in range(3)]
-            sent: list[str] = []
-            jobs: list[tuple[str, np.ndarray]] = []
-            rng = np.random.default_rng(1)
-            start = time.monotonic()
-            next_job = start
-            count = 0
-            while time.monotonic() - start < seconds:
-                i = count % 3
-                tx = make_transfer(keys[i], params.chain_id, nonces[i], b"\x33" * 20, 1, 1000)
-                nonces[i] += 1
-                sent.append(nodes[i].rpc("sendrawtransaction", encode_tx(tx).hex()))
-                count += 1
-                if time.monotonic() >= next_job:
-                    a = rng.integers(-64, 64, (32, 256), dtype=np.int8)
-                    b = rng.integers(-64, 64, (256, 32), dtype=np.int8)
-                    job = nodes[1].rpc("submitmatmuljob", nodes[1].put_blob(npy(a)), nodes[1].put_blob(npy(b)))
-                    jobs.append((job["job_id"], a.astype(np.int64) @ b.astype(np.int64)))
-                    next_job += job_every
-                pause = start + count / tx_rate - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-            elapsed = time.monotonic() - start
-            drain_deadline = time.monotonic() + 120
-            while time.monotonic() < drain_deadline:
-                pending = sum(n.rpc("getmempoolinfo")["size"] for n in nodes)
-                jobs_left = [j for j, _ in jobs if nodes[1].rpc("getmatmuljob", j)["status"] != "done"]
-                if pending == 0 and not jobs_left:
-                    break
-                time.sleep(0.5)
-            # Every sender's nonce on every node must account for every transfer it sent (a transfer
-            # cannot confirm without all earlier ones), and a sample is looked up by id as well.
-            lost_txs = [(i, j) for i in range(3) for j, n in enumerate(nodes)
-                        if n.rpc("getaccount", _addr(keys[i], params))["nonce"] != nonces[i]]
-            for t in sent[:: max(1, len(sent) // 100)]:
-                for n in nodes:
-                    try:
-                        if n.rpc("gettransaction", t)["confirmations"] < 1:
-                            lost_txs.append(t)
-                    except RuntimeError:  # unknown to that node
-                        lost_txs.append(t)
-            lost_jobs = []
-            for job_id, want in jobs:
-                res = nodes[1].rpc("getmatmulresult", job_id) if _done(nodes[1], job_id) else None
-                if res is None:
-                    lost_jobs.append(job_id)
-                    continue
-                with urllib.request.urlopen(nodes[1].url + res["download"].lstrip("/"), timeout=30) as r:
-                    c = np.load(io.BytesIO(r.read()))
-                if not np.array_equal(c, want):
-                    lost_jobs.append(job_id)
-            agree_deadline = time.monotonic() + 30  # the miner keeps going: wait for a moment of agreement
-            tips = {n.rpc("getbestblockhash") for n in nodes}
-            while len(tips) > 1 and time.monotonic() < agree_deadline:
-                time.sleep(0.05)
-                tips = {n.rpc("getbestblockhash") for n in nodes}
+            sent, jobs, elapsed = _load(nodes, keys, params, nonces, seconds, tx_rate, job_every)
+            _drain(nodes, jobs)
+            lost_txs = _lost_txs(nodes, keys, params, nonces, sent)
+            lost_jobs = _lost_jobs(nodes[1], jobs)
+            tips = _tips_when_agreed(nodes)
             lat = sorted(x for n in nodes for x in n.latencies)
             return {
                 "kind": "soak", "seconds": round(elapsed, 1), "tx_rate_target": tx_rate,
@@ -172,6 +118,92 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
         finally:
             for n in nodes:
                 n.stop()
+
+
+def _wait_peered(nodes: list[Node]) -> None:
+    deadline = time.monotonic() + 60
+    while any(len(n.rpc("getpeerinfo")) < 2 for n in nodes):
+        if time.monotonic() > deadline:
+            raise SystemExit("nodes did not peer")
+        time.sleep(0.2)
+
+
+def _load(nodes: list[Node], keys: list, params, nonces: list[int], seconds: float, tx_rate: float,
+          job_every: float) -> tuple[list[str], list[tuple[str, np.ndarray]], float]:
+    """Transfers at ``tx_rate`` round-robin over the nodes and a job every ``job_every`` s, for ``seconds``."""
+    sent: list[str] = []
+    jobs: list[tuple[str, np.ndarray]] = []
+    rng = np.random.default_rng(1)
+    start = time.monotonic()
+    next_job = start
+    count = 0
+    while time.monotonic() - start < seconds:
+        i = count % 3
+        tx = make_transfer(keys[i], params.chain_id, nonces[i], b"\x33" * 20, 1, 1000)
+        nonces[i] += 1
+        sent.append(nodes[i].rpc("sendrawtransaction", encode_tx(tx).hex()))
+        count += 1
+        if time.monotonic() >= next_job:
+            a = rng.integers(-64, 64, (32, 256), dtype=np.int8)
+            b = rng.integers(-64, 64, (256, 32), dtype=np.int8)
+            job = nodes[1].rpc("submitmatmuljob", nodes[1].put_blob(npy(a)), nodes[1].put_blob(npy(b)))
+            jobs.append((job["job_id"], a.astype(np.int64) @ b.astype(np.int64)))
+            next_job += job_every
+        pause = start + count / tx_rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    return sent, jobs, time.monotonic() - start
+
+
+def _drain(nodes: list[Node], jobs: list[tuple[str, np.ndarray]], timeout: float = 120) -> None:
+    """Wait (bounded) until the mempools are empty and every job is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = sum(n.rpc("getmempoolinfo")["size"] for n in nodes)
+        jobs_left = [j for j, _ in jobs if nodes[1].rpc("getmatmuljob", j)["status"] != "done"]
+        if pending == 0 and not jobs_left:
+            return
+        time.sleep(0.5)
+
+
+def _lost_txs(nodes: list[Node], keys: list, params, nonces: list[int], sent: list[str]) -> list:
+    # Every sender's nonce on every node must account for every transfer it sent (a transfer
+    # cannot confirm without all earlier ones), and a sample is looked up by id as well.
+    lost: list = [(i, j) for i in range(3) for j, n in enumerate(nodes)
+                  if n.rpc("getaccount", _addr(keys[i], params))["nonce"] != nonces[i]]
+    for t in sent[:: max(1, len(sent) // 100)]:
+        for n in nodes:
+            try:
+                if n.rpc("gettransaction", t)["confirmations"] < 1:
+                    lost.append(t)
+            except RuntimeError:  # unknown to that node
+                lost.append(t)
+    return lost
+
+
+def _lost_jobs(node: Node, jobs: list[tuple[str, np.ndarray]]) -> list[str]:
+    """Jobs without a result, or whose product is not ``A @ B``."""
+    lost = []
+    for job_id, want in jobs:
+        res = node.rpc("getmatmulresult", job_id) if _done(node, job_id) else None
+        if res is None:
+            lost.append(job_id)
+            continue
+        with urllib.request.urlopen(node.url + res["download"].lstrip("/"), timeout=30) as r:
+            c = np.load(io.BytesIO(r.read()))
+        if not np.array_equal(c, want):
+            lost.append(job_id)
+    return lost
+
+
+def _tips_when_agreed(nodes: list[Node], timeout: float = 30) -> set[str]:
+    """The nodes' tips, at a moment they agree if one comes within ``timeout`` (the miner keeps going)."""
+    deadline = time.monotonic() + timeout
+    tips = {n.rpc("getbestblockhash") for n in nodes}
+    while len(tips) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        tips = {n.rpc("getbestblockhash") for n in nodes}
+    return tips
 
 
 def _done(node: Node, job_id: str) -> bool:

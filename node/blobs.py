@@ -98,7 +98,7 @@ def load_matrix(data: bytes, name: str, *, max_dim: int = 1 << 20) -> np.ndarray
     """Parse ``.npy`` bytes as a 2-D int8 matrix with entries in ``[-64, 63]``; raise ``BlobError``."""
     try:
         x = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - np.load raises many kinds on garbage
+    except Exception as e:  # np.load raises many kinds on garbage
         raise BlobError("invalid", f"{name}: not a valid .npy file ({type(e).__name__}: {e})") from None
     if not isinstance(x, np.ndarray):
         raise BlobError("invalid", f"{name}: expected one array, found {type(x).__name__}")

@@ -106,7 +106,7 @@ class TrioThread:
         assert self._ready is not None and self._finished is not None
         try:
             trio.run(self._main, enter, setup)
-        except BaseException as e:  # noqa: BLE001 - reported to the asyncio side
+        except BaseException as e:  # reported to the asyncio side
             if self._ready.done():
                 log.error("%s stopped with an error: %r", self.name, e)
             self.post(_set_exception, self._ready, P2PError(f"{self.name} failed to start: {e!r}"))
@@ -138,8 +138,11 @@ class TrioThread:
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
         """From any thread: call ``fn(*args)`` on the asyncio loop soon (dropped if the loop is closed)."""
+        loop = self._loop
+        if loop is None:  # never started: nobody to tell
+            return
         try:
-            self._loop.call_soon_threadsafe(fn, *args)  # type: ignore[union-attr]
+            loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the asyncio loop is closed: nobody is waiting any more
             pass
 
@@ -168,7 +171,7 @@ class TrioThread:
                 except trio.Cancelled:
                     self.post(_cancel, afut)
                     raise
-                except BaseException as e:  # noqa: BLE001 - handed to the asyncio side
+                except BaseException as e:  # handed to the asyncio side
                     self.post(_set_exception, afut, e)
                     return
                 self.post(_set_result, afut, result)
@@ -240,7 +243,7 @@ class TrioThread:
         async def guarded() -> None:
             try:
                 await afn(*args)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("%s: background task %s failed", self.name, getattr(afn, "__name__", afn))
 
         if self._nursery is not None:

@@ -53,7 +53,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import libp2p
@@ -88,13 +87,13 @@ from .bridge import TrioThread
 from .errors import (
     ConnectFailed,
     HostNotRunning,
-    KeyFileError,
     MessageTooLarge,
     P2PError,
     PeerRefused,
     RequestFailed,
     RequestTimeout,
 )
+from .identity import load_or_create_node_key
 from .protocol import MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from .types import INBOUND, OUTBOUND, PeerInfo, Verdict
 
@@ -113,7 +112,6 @@ SUBSCRIPTION_QUEUE = 65_536
 """Depth of each topic's subscription channel (libp2p default 32, drops when full)."""
 OUTBOUND_QUEUE = 65_536
 """Depth of each peer's outbound RPC queue (libp2p default 32, drops when full)."""
-KEY_FILE = "node_key"
 DEFAULT_LISTEN = ("/ip4/127.0.0.1/tcp/0",)
 
 assert MAX_GOSSIP_BYTES < DefaultMaxMessageSize
@@ -123,9 +121,9 @@ def _patch_queue_sizes() -> None:
     if getattr(_pubsub_mod, "_pouw_patched", False):
         return
     _pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_QUEUE
-    original = _pubsub_mod.RpcQueue
+    original: Any = _pubsub_mod.RpcQueue  # a class, read from the module at run time
 
-    class _DeepRpcQueue(original):  # type: ignore[misc, valid-type]
+    class _DeepRpcQueue(original):
         def __init__(self, max_size: int = OUTBOUND_QUEUE, max_message_size: int = DefaultMaxMessageSize) -> None:
             super().__init__(max_size, max_message_size)
 
@@ -147,37 +145,6 @@ class _SuccessOnlyValidationCache(ValidationCache):
 def message_id(msg: Any) -> bytes:
     """Gossip message id: BLAKE3 of the payload (32 bytes)."""
     return H(bytes(msg.data))
-
-
-# --- identity ---------------------------------------------------------------------------------
-
-
-def load_or_create_node_key(directory: str | os.PathLike) -> bytes:
-    """The 32-byte Ed25519 seed in ``directory/node_key``, created (mode 0600) if missing."""
-    path = Path(directory) / KEY_FILE
-    try:
-        seed = path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        seed = secrets.token_bytes(32)
-        tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, seed)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process created it meanwhile: keep theirs
-        except FileExistsError:
-            seed = path.read_bytes()
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError as e:
-        raise KeyFileError(f"cannot read node key {path}: {e}") from e
-    if len(seed) != 32:
-        raise KeyFileError(f"node key {path} must hold a 32-byte Ed25519 seed, found {len(seed)} bytes")
-    return seed
 
 
 def peer_id_from_seed(seed: bytes) -> str:
@@ -348,6 +315,7 @@ class P2PHost:
         gossipsub = GossipSub(
             protocols=[MESHSUB_V12, MESHSUB_V11, MESHSUB_V10],
             degree=6, degree_low=4, degree_high=12,
+            # Typed int in 0.8.1, used as trio.sleep seconds: a float works (1 s default, faster in tests).
             heartbeat_initial_delay=0.1, heartbeat_interval=self._heartbeat,  # type: ignore[arg-type]
             spam_protection_enabled=False, adaptive_gossip_enabled=False,
         )
@@ -386,7 +354,7 @@ class P2PHost:
                 verdict = await self._trio.call_asyncio(handler, forwarder.to_base58(), bytes(msg.data))
             except HostNotRunning:
                 return False
-            except Exception:  # noqa: BLE001 - a failing handler must not take the host down
+            except Exception:  # a failing handler must not take the host down
                 log.exception("topic handler for %s failed; message ignored", topic)
                 return False
             return verdict is Verdict.ACCEPT
@@ -454,7 +422,7 @@ class P2PHost:
                 return bytes(await self._trio.call_asyncio(handler, peer, bytes(request)))
             except trio.Cancelled:
                 raise
-            except Exception as e:  # noqa: BLE001 - logged by libp2p as a rejected request
+            except Exception as e:  # logged by libp2p as a rejected request
                 raise RequestResponseError(f"{type(e).__name__}: {e}") from e
 
         self._rr.set_handler(TProtocol(protocol), handler=serve, codec=BytesCodec(),
@@ -470,7 +438,7 @@ class P2PHost:
             raise ValueError("a request carries at least one byte (py-libp2p 0.8.1 hangs on empty ones)")
         try:
             pid = ID.from_base58(peer_id)
-        except Exception as e:  # noqa: BLE001 - base58/multihash errors vary
+        except Exception as e:  # base58/multihash errors vary
             raise RequestFailed(f"not a peer id: {peer_id!r}") from e
         config = self._rr_config(timeout)
 
@@ -485,7 +453,7 @@ class P2PHost:
             raise RequestTimeout(f"{protocol} to {peer_id} timed out after {timeout} s") from e
         except P2PError:
             raise
-        except Exception as e:  # noqa: BLE001 - libp2p's many stream errors, translated
+        except Exception as e:  # base58/multihash errors vary
             raise RequestFailed(f"{protocol} to {peer_id} failed: {type(e).__name__}: {e}") from e
 
     # --- peers ---------------------------------------------------------------------------------
@@ -496,7 +464,7 @@ class P2PHost:
             return False
         try:
             return bool(gater(peer_id))
-        except Exception:  # noqa: BLE001 - a broken gater must not kill the connection path
+        except Exception:  # a broken gater must not kill the connection path
             log.exception("connection gater failed for %s", peer_id)
             return False
 
@@ -508,7 +476,7 @@ class P2PHost:
         """Dial a full multiaddr (``.../p2p/<peer id>``); return the peer id once connected."""
         try:
             info = info_from_p2p_addr(multiaddr.Multiaddr(maddr))
-        except Exception as e:  # noqa: BLE001 - multiaddr parse errors vary
+        except Exception as e:  # base58/multihash errors vary
             raise ConnectFailed(f"not a dialable multiaddr with /p2p/<id>: {maddr!r} ({e})") from e
         peer = info.peer_id.to_base58()
         if peer == self.peer_id:
@@ -536,7 +504,7 @@ class P2PHost:
             await self._trio.run(dial, timeout=timeout + 5.0)
         except P2PError:
             raise
-        except Exception as e:  # noqa: BLE001 - dial errors vary
+        except Exception as e:  # base58/multihash errors vary
             raise ConnectFailed(f"cannot connect to {maddr}: {type(e).__name__}: {e}") from e
         if not self.is_connected(peer):
             raise ConnectFailed(f"{peer} closed the connection right after the handshake (it may ban us)")
@@ -546,13 +514,13 @@ class P2PHost:
         """Close every connection to ``peer_id`` (no-op if none)."""
         try:
             pid = ID.from_base58(peer_id)
-        except Exception:  # noqa: BLE001
+        except Exception:  # a broken gater must not kill the connection path
             return
         try:
             await self._trio.run(self._host.disconnect, pid, timeout=10.0)
         except HostNotRunning:
             pass
-        except Exception as e:  # noqa: BLE001 - already gone is fine
+        except Exception as e:  # base58/multihash errors vary
             log.debug("disconnect %s: %r", peer_id, e)
 
     def is_connected(self, peer_id: str) -> bool:
@@ -572,7 +540,7 @@ class P2PHost:
                 for conn in conns:
                     try:
                         addrs.extend(str(a) for a in conn.get_transport_addresses())
-                    except Exception:  # noqa: BLE001 - a closing connection may not know
+                    except Exception:  # a closing connection may not know
                         pass
                 out.append(PeerInfo(peer, tuple(dict.fromkeys(addrs)), direction, since))
             return out
@@ -622,7 +590,7 @@ class P2PHost:
                     task = asyncio.ensure_future(result)
                     self._bg.add(task)
                     task.add_done_callback(self._listener_done)
-            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+            except Exception:  # a failing handler must not take the host down
                 log.exception("peer listener failed for %s", info.peer_id)
 
     def _listener_done(self, task: asyncio.Task) -> None:

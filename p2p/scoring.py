@@ -155,7 +155,7 @@ class ScoreBook:
         for fn in list(self._listeners):
             try:
                 fn(entry)
-            except Exception:  # noqa: BLE001 - one bad listener must not stop the others
+            except Exception:  # one bad listener must not stop the others
                 log.exception("ban listener failed")
         return entry
 

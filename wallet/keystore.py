@@ -38,8 +38,10 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -242,21 +244,8 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def load(path: Path) -> Keystore:
-    """Read and check a wallet file; ``KeystoreCorrupt`` says which part is wrong (the file is not touched)."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise WalletNotFound(f"no wallet at {path}; create one with: pouw-wallet new "
-                             "(or restore one with: pouw-wallet restore)") from None
-    except OSError as e:
-        raise KeystoreError(f"cannot read {path}: {e.strerror}") from None
-
-    def bad(what: str) -> KeystoreCorrupt:
-        return KeystoreCorrupt(f"{path} is not a usable wallet file: {what}. The file was left untouched; "
-                               "restore from a backup, or from the mnemonic with: pouw-wallet restore --wallet NEWNAME")
-
+def _parse_document(raw: bytes, bad: Callable[[str], KeystoreCorrupt]) -> dict:
+    """The wallet file's JSON object, of this format and version."""
     if not raw.strip():
         raise bad("it is empty")
     try:
@@ -275,6 +264,47 @@ def load(path: Path) -> Keystore:
         raise bad(f"'format' is {doc.get('format')!r}, expected {FORMAT!r}")
     if doc.get("version") != VERSION:
         raise bad(f"'version' is {doc.get('version')!r}; this pouw-wallet reads version {VERSION}")
+    return doc
+
+
+def _check_crypto(crypto: dict, need: Callable[..., Any], bad: Callable[[str], KeystoreCorrupt]) -> None:
+    """The ``crypto`` section: scrypt with AES-256-GCM, parameters in range, hex fields of the right size."""
+    params = need(crypto, "kdfparams", dict, "crypto.")
+    for k in ("n", "r", "p", "dklen"):
+        if need(params, k, int, "crypto.kdfparams.") < 1:
+            raise bad(f"'crypto.kdfparams.{k}' must be positive")
+    n = params["n"]
+    if n & (n - 1) or n < 2 or params["dklen"] != DKLEN or params["r"] * params["p"] >= 1 << 30 or n > 1 << 24:
+        raise bad("scrypt parameters out of range")
+    for k, size in (("salt", None), ("nonce", NONCE_BYTES), ("check", 32), ("ciphertext", None)):
+        src = params if k == "salt" else crypto
+        text = need(src, k, str, "crypto.kdfparams." if k == "salt" else "crypto.")
+        try:
+            blob = bytes.fromhex(text)
+        except ValueError:
+            raise bad(f"'{k}' is not hex") from None
+        if size is not None and len(blob) != size:
+            raise bad(f"'{k}' is {len(blob)} bytes, expected {size}")
+    if len(crypto["ciphertext"]) < 2 * 17:
+        raise bad("the ciphertext is too short (truncated?)")
+
+
+def load(path: Path) -> Keystore:
+    """Read and check a wallet file; ``KeystoreCorrupt`` says which part is wrong (the file is not touched)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise WalletNotFound(f"no wallet at {path}; create one with: pouw-wallet new "
+                             "(or restore one with: pouw-wallet restore)") from None
+    except OSError as e:
+        raise KeystoreError(f"cannot read {path}: {e.strerror}") from None
+
+    def bad(what: str) -> KeystoreCorrupt:
+        return KeystoreCorrupt(f"{path} is not a usable wallet file: {what}. The file was left untouched; "
+                               "restore from a backup, or from the mnemonic with: pouw-wallet restore --wallet NEWNAME")
+
+    doc = _parse_document(raw, bad)
 
     def need(obj: dict, key: str, kind, where: str = ""):
         if key not in obj:
@@ -300,24 +330,7 @@ def load(path: Path) -> Keystore:
     crypto = need(doc, "crypto", dict)
     if need(crypto, "kdf", str, "crypto.") != "scrypt" or need(crypto, "cipher", str, "crypto.") != "aes-256-gcm":
         raise bad("only scrypt with aes-256-gcm is supported")
-    params = need(crypto, "kdfparams", dict, "crypto.")
-    for k in ("n", "r", "p", "dklen"):
-        if need(params, k, int, "crypto.kdfparams.") < 1:
-            raise bad(f"'crypto.kdfparams.{k}' must be positive")
-    n = params["n"]
-    if n & (n - 1) or n < 2 or params["dklen"] != DKLEN or params["r"] * params["p"] >= 1 << 30 or n > 1 << 24:
-        raise bad("scrypt parameters out of range")
-    for k, size in (("salt", None), ("nonce", NONCE_BYTES), ("check", 32), ("ciphertext", None)):
-        src = params if k == "salt" else crypto
-        text = need(src, k, str, "crypto.kdfparams." if k == "salt" else "crypto.")
-        try:
-            blob = bytes.fromhex(text)
-        except ValueError:
-            raise bad(f"'{k}' is not hex") from None
-        if size is not None and len(blob) != size:
-            raise bad(f"'{k}' is {len(blob)} bytes, expected {size}")
-    if len(crypto["ciphertext"]) < 2 * 17:
-        raise bad("the ciphertext is too short (truncated?)")
+    _check_crypto(crypto, need, bad)
     return Keystore(path, network, account, list(addresses), labels, dict(crypto))
 
 

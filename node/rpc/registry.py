@@ -400,7 +400,7 @@ class Registry:
         return method.help_text()
 
     def _register_builtins(self) -> None:
-        async def help(command: str | None = None) -> str:  # noqa: A001 - the RPC's name
+        async def help(command: str | None = None) -> str:  # the RPC's name
             return self.help_text(command)
 
         async def discover() -> dict[str, Any]:

@@ -211,16 +211,7 @@ class RpcServer:
         extra_routes: Callable[[web.Application], None] | None = None,
         auth_exempt_paths: Iterable[str] = ("/health",),
     ) -> None:
-        if (rpc_user is None) != (rpc_password is None):
-            raise ValueError("give both rpc_user and rpc_password, or neither")
-        if rpc_user is not None and (":" in rpc_user or not rpc_user or not rpc_password):
-            raise ValueError("rpc_user must be non-empty without ':' and rpc_password non-empty")
-        loopback = is_loopback(host)
-        if require_auth is False and not loopback:
-            raise ValueError(f"refusing to serve RPC on non-loopback address {host} without authentication")
-        self.auth_required = bool(require_auth) if require_auth is not None else not loopback
-        if self.auth_required and cookie_path is None and rpc_user is None:
-            raise ValueError(f"RPC on {host} requires authentication: give cookie_path or rpc_user/rpc_password")
+        self.auth_required = _auth_required(host, cookie_path, rpc_user, rpc_password, require_auth)
         if max_batch < 1 or max_body_bytes < 1 or ws_queue_size < 1:
             raise ValueError("max_batch, max_body_bytes and ws_queue_size must be positive")
 
@@ -253,19 +244,24 @@ class RpcServer:
                 Param("subscription", {"type": "string"}),)),
         }
 
-        self.app = web.Application(client_max_size=max_body_bytes,
-                                   middlewares=[self._auth_middleware] if self.auth_required else [])
-        self.app[RPC_SERVER_KEY] = self
-        self.app.router.add_post("/", self._handle_post)
-        self.app.router.add_get("/health", self._handle_health)
-        self.app.router.add_get("/ws", self._handle_ws)
-        if metrics is not None:
-            self.app.router.add_get("/metrics", self._handle_metrics)
-        if extra_routes is not None:
-            extra_routes(self.app)
-        self.app.on_shutdown.append(self._close_websockets)
+        self.app = self._build_app(metrics, extra_routes)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _build_app(self, metrics: Metrics | None,
+                   extra_routes: Callable[[web.Application], None] | None) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes,
+                              middlewares=[self._auth_middleware] if self.auth_required else [])
+        app[RPC_SERVER_KEY] = self
+        app.router.add_post("/", self._handle_post)
+        app.router.add_get("/health", self._handle_health)
+        app.router.add_get("/ws", self._handle_ws)
+        if metrics is not None:
+            app.router.add_get("/metrics", self._handle_metrics)
+        if extra_routes is not None:
+            extra_routes(app)
+        app.on_shutdown.append(self._close_websockets)
+        return app
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -582,6 +578,22 @@ class RpcServer:
     def websocket_count(self) -> int:
         """Open WebSocket connections."""
         return len(self._connections)
+
+
+def _auth_required(host: str, cookie_path: object, rpc_user: str | None, rpc_password: str | None,
+                   require_auth: bool | None) -> bool:
+    """Whether a server on ``host`` with these settings requires auth; ``ValueError`` for unsafe settings."""
+    if (rpc_user is None) != (rpc_password is None):
+        raise ValueError("give both rpc_user and rpc_password, or neither")
+    if rpc_user is not None and (":" in rpc_user or not rpc_user or not rpc_password):
+        raise ValueError("rpc_user must be non-empty without ':' and rpc_password non-empty")
+    loopback = is_loopback(host)
+    if require_auth is False and not loopback:
+        raise ValueError(f"refusing to serve RPC on non-loopback address {host} without authentication")
+    required = bool(require_auth) if require_auth is not None else not loopback
+    if required and cookie_path is None and rpc_user is None:
+        raise ValueError(f"RPC on {host} requires authentication: give cookie_path or rpc_user/rpc_password")
+    return required
 
 
 async def _not_called(**_: Any) -> None:  # the WS-only methods are answered by the server itself

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from soak import run_soak  # noqa: E402
+from soak import run_soak
 
 
 def test_sixty_second_soak_loses_nothing():

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from p2p.errors import ConnectFailed, MessageTooLarge, PeerRefused, RequestFailed, RequestTimeout
-from p2p.host import KEY_FILE, P2PHost, peer_id_from_seed
+from p2p.host import P2PHost, peer_id_from_seed
+from p2p.identity import KEY_FILE
 from p2p.protocol import MAX_GOSSIP_BYTES
 from p2p.scoring import ScoreBook
 from p2p.types import INBOUND, OUTBOUND, Verdict
