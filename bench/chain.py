@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from consensus.codec import decode_tx, encode_block, encode_tx
+from consensus.codec import decode_block, decode_tx, encode_block, encode_tx
 from consensus.keys import devnet_keypairs
 from consensus.networks import DEVNET
 from consensus.state import check_transfer
@@ -97,7 +97,7 @@ def bench_connect(args, workdir: Path) -> None:
     connect_times = []
     for raw in raws:
         start = time.perf_counter()
-        result = chain.submit_block(raw)
+        result = chain.submit_block(decode_block(raw), len(raw))  # decoding included, as from a peer
         connect_times.append(time.perf_counter() - start)
         assert result.status == "connected", result
     assert chain.verify_chain().ok

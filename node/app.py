@@ -32,6 +32,7 @@ from pathlib import Path
 from consensus.address import decode_address, encode_address
 from consensus.networks import NetworkParams, get_network
 from kernels.select import get_backend
+from p2p.errors import P2PError
 from p2p.network import PeerNetwork
 from p2p.scoring import ScoreBook
 
@@ -112,7 +113,6 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
     async with AsyncExitStack() as stack:
         work = ThreadPoolExecutor(2, thread_name_prefix="pouw-work")
         stack.callback(work.shutdown, wait=True)
-        stack.push_async_callback(events.drain)
         blobs = BlobStore(datadir / "blobs", config.max_blob_bytes)
         chain = await stack.enter_async_context(ChainHandle.open(str(datadir / "chain"), params, events))
         jobs_store = LevelDBStore(str(datadir / "jobs"), sync=True)
@@ -135,6 +135,7 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
         network = None if config.no_p2p else await _start_network(stack, config, datadir, params, chain,
                                                                          adapter, events)
 
+        stack.push_async_callback(events.drain)  # after RPC stops, before the network and databases close
         stopping = asyncio.Event()
         registry = _registry(chain, txs, mempool, templates, miner, jobs, blobs, adapter if network else None,
                              network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock)
@@ -185,7 +186,7 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
                           bootstrap=[*config.bootstrap, *config.connect])
     try:
         await stack.enter_async_context(network)
-    except OSError as e:
+    except (OSError, P2PError) as e:
         raise StartupError(f"cannot start networking on {config.p2p_bind}:{config.p2p_port}: {e}") from e
     adapter.attach(network, events)
     relay = asyncio.ensure_future(adapter.run_relay())

@@ -231,9 +231,24 @@ class ChainService:
         if parent is None:
             self._add_orphan(block, size)
             return SubmitResult(block_id, BlockStatus.ORPHAN)
+        old_tip = self.tip_id
         result = self._accept(block, parent, size)
         accepted = self._process_orphans(block_id)
-        return replace(result, orphans_accepted=tuple(accepted)) if accepted else result
+        if not accepted:
+            return result
+        # Orphans that connected behind the block moved the tip further: report the whole move.
+        return replace(result, orphans_accepted=tuple(accepted), tip_change=self._change_since(old_tip))
+
+    def _change_since(self, old_tip: bytes) -> TipChange | None:
+        """How the main chain moved from ``old_tip`` (a stored block) to the current tip."""
+        if old_tip == self.tip_id:
+            return None
+        disconnected = []
+        cursor = self._index[old_tip]
+        while not self.is_main_chain(cursor.block_id):
+            disconnected.append(cursor.block_id)
+            cursor = self._index[cursor.parent]
+        return TipChange(old_tip, self.tip_id, tuple(disconnected), tuple(self._main[cursor.height + 1:]))
 
     def snapshot_state(self) -> KeyValueReader:
         """An immutable view of the store (accounts and blocks) as of now; readable from any thread."""

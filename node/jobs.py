@@ -285,7 +285,7 @@ class JobService:
         check raises ``JobError`` and leaves the job as it was.
         """
         job = self.get(job_id)
-        if from_peer and job.status not in WAITING:
+        if job.status not in WAITING:  # finished meanwhile (a peer's product came first), or cancelled
             return job
         m, k, n = job.shape
         c = np.ascontiguousarray(product[:m, :n], dtype=np.int32)

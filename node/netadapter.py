@@ -36,8 +36,11 @@ from .mempool import MempoolError
 from .txintake import TxIntake
 
 log = logging.getLogger(__name__)
-_INTAKE = {BlockStatus.CONNECTED: Intake.ACCEPTED, BlockStatus.SIDE_BRANCH: Intake.ACCEPTED,
-           BlockStatus.ORPHAN: Intake.ORPHAN, BlockStatus.DUPLICATE: Intake.DUPLICATE}
+INTAKE_OF: dict[BlockStatus, Intake] = {
+    BlockStatus.CONNECTED: Intake.ACCEPTED, BlockStatus.SIDE_BRANCH: Intake.ACCEPTED,
+    BlockStatus.ORPHAN: Intake.ORPHAN, BlockStatus.DUPLICATE: Intake.DUPLICATE,
+}
+"""The one translation of the chain's block statuses into what the network acts on."""
 
 
 def chain_locator(chain: ChainService) -> list[bytes]:
@@ -175,7 +178,7 @@ class NetAdapter:
     async def submit_block(self, block: bytes, peer: str) -> Intake:
         decoded = decode_block(bytes(block))  # DecodeError is a PeerFault: the sender is punished
         sub = await self.chain.submit_block(decoded, peer, size=len(block))
-        return _INTAKE[sub.status]
+        return INTAKE_OF[sub.status]
 
     async def submit_txs(self, txs: list[bytes], peer: str) -> list[TxOutcome]:
         return [await self._submit_tx(raw, peer) for raw in txs]
@@ -279,7 +282,7 @@ class NetAdapter:
                 log.warning("peer %s announced job %s but its matrices give %s", peer, ann.job_id.hex()[:16],
                             job.job_id[:16])
                 if job.status == QUEUED:
-                    self.jobs.cancel(job.job_id)
+                    await self._run_work(self.jobs.cancel, job.job_id)
                 return
             log.info("took job %s from peer %s", job.job_id[:16], peer)
         except (BlobError, JobError) as e:

@@ -1,9 +1,9 @@
 """The one path of a transfer into the node: the mempool, then ``TxAdmitted`` for whoever listens.
 
-From RPC and the miner a transfer must be next in its sender's line; from a
-peer, one slightly ahead of its sender's nonce is held until the gap closes
-(gossip reorders). Listeners (RPC subscribers, metrics, the network, which
-announces local transfers) hear of every admitted one.
+From RPC a transfer must be next in its sender's line; from a peer, one
+slightly ahead of its sender's nonce is held until the gap closes (gossip
+reorders). Listeners (RPC subscribers, metrics, the network, which announces
+local transfers) hear of every admitted one.
 """
 
 from __future__ import annotations

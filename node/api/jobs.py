@@ -139,6 +139,6 @@ class JobMethods:
     async def cancelmatmuljob(self, job_id: str) -> dict:
         """Cancel a queued job (a job being mined or finished cannot be cancelled)."""
         try:
-            return self.jobs.cancel(job_id).to_json()
+            return (await self._run_work(self.jobs.cancel, job_id)).to_json()
         except JobError as e:
             raise job_rpc_error(e) from None

@@ -48,9 +48,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from importlib import metadata
 from typing import Any
 
-from node.rpc import errors as E
-from node.rpc.errors import RpcError
-from node.rpc.schema import SchemaViolation, check_schema, describe_schema, preview, validate_value
+from . import errors as E
+from .errors import RpcError
+from .schema import SchemaViolation, check_schema, describe_schema, preview, validate_value
 
 log = logging.getLogger(__name__)
 

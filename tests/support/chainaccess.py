@@ -14,12 +14,9 @@ from collections.abc import Callable, Sequence
 
 from consensus.codec import decode_block, decode_tx
 from consensus.errors import DecodeError
-from node.chain import BlockStatus, ChainService
-from node.netadapter import chain_blocks, chain_headers_after, chain_locator
+from node.chain import ChainService
+from node.netadapter import INTAKE_OF, chain_blocks, chain_headers_after, chain_locator
 from p2p.access import Intake, TxOutcome
-
-_INTAKE = {BlockStatus.CONNECTED: Intake.ACCEPTED, BlockStatus.SIDE_BRANCH: Intake.ACCEPTED,
-           BlockStatus.ORPHAN: Intake.ORPHAN, BlockStatus.DUPLICATE: Intake.DUPLICATE}
 
 
 class ChainServiceAccess:
@@ -56,7 +53,7 @@ class ChainServiceAccess:
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:
         result = self.chain.submit_block(decode_block(bytes(block)), len(block))
-        status = _INTAKE[result.status]
+        status = INTAKE_OF[result.status]
         self.submitted.append((result.block_id, status, peer))
         accepted = [result.block_id] if status == Intake.ACCEPTED else []
         for block_id in [*accepted, *result.orphans_accepted]:

@@ -151,3 +151,16 @@ async def test_open_closes_the_database_and_joins_the_thread(tmp_path):
         assert any(t.name.startswith("pouw-chain") for t in threading.enumerate())
     LevelDBStore(path).close()  # the lock was released: the database is closed
     assert not any(t.name.startswith("pouw-chain") for t in threading.enumerate())
+
+
+async def test_orphans_that_connect_behind_a_block_move_the_tip_in_one_event(handle, blocks):
+    h, _, heard = handle
+    _, a, _ = blocks
+    await h.submit_block(a[2], "peer")  # parent unknown: held
+    await h.submit_block(a[1], "peer")  # parent unknown: held
+    assert heard == [] and h.snapshot.orphans == 2
+    sub = await h.submit_block(a[0], "peer")
+    assert sub.result.orphans_accepted == (a[1].header.block_id, a[2].header.block_id)
+    assert sub.connected == tuple(a) and h.snapshot.height == 3 and h.snapshot.orphans == 0
+    moved = [e for e in heard if isinstance(e, TipMoved)]
+    assert len(moved) == 1 and moved[0].connected == tuple(a)
