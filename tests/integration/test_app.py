@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,8 @@ from node.errors import StartupError
 from node.store import LevelDBStore
 
 SERVICE_THREADS = ("pouw-chain", "pouw-work", "pouw-miner")
+GOLDEN_METHODS = Path(__file__).with_name("openrpc_methods.json")
+"""``rpc.discover``'s methods as served before the RPC methods were regrouped: clients see no change."""
 
 
 @pytest.fixture
@@ -45,6 +49,8 @@ async def test_a_node_starts_and_stops_cleanly(tmp_path):
     async with open_node(config_for(tmp_path, 0)) as node:
         assert node.chain.snapshot.height == 0 and node.rpc.url.startswith("http://127.0.0.1:")
         assert node.network is None and not node.miner.running
+        served = node.rpc.registry.openrpc_document()["methods"]
+        assert json.loads(json.dumps(served)) == json.loads(GOLDEN_METHODS.read_text())
     LevelDBStore(str(tmp_path / "chain")).close()
     assert not [t.name for t in threading.enumerate() if t.name.startswith(SERVICE_THREADS)]
 
