@@ -21,7 +21,6 @@ thread) and the work threads.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +59,6 @@ from .rpc.server import RpcServer
 from .store import LevelDBStore
 from .templates import TemplateMaker
 from .txintake import TxIntake
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -16,7 +16,6 @@ the chain thread is writing the next block.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,6 @@ from .chain import BlockStatus, ChainService, SubmitResult
 from .events import BlockAccepted, Events, TipMoved
 from .snapshot import ChainSnapshot, take_snapshot
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
