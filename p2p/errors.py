@@ -45,6 +45,10 @@ class PeerRefused(ConnectFailed):
     """The peer is refused by the connection gater (it is banned)."""
 
 
+class ListenFailed(P2PError):
+    """None of the host's listen addresses could be bound (a port in use, an address not ours)."""
+
+
 class HostNotRunning(P2PError):
     """The host is not started (or already stopped)."""
 

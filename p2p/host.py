@@ -87,6 +87,7 @@ from .bridge import TrioThread
 from .errors import (
     ConnectFailed,
     HostNotRunning,
+    ListenFailed,
     MessageTooLarge,
     P2PError,
     PeerRefused,
@@ -251,8 +252,15 @@ class P2PHost:
         return self._trio.running
 
     async def start(self) -> None:
-        """Start the trio thread, listen, and register the handlers added so far."""
+        """Start the trio thread, listen, and register the handlers added so far.
+
+        Raises ``ListenFailed`` (and stops again) when none of the listen
+        addresses could be bound: libp2p only logs that and runs on unreachable.
+        """
         await self._trio.start(self._run_libp2p, self._setup)
+        if self._listen and not self.listen_addrs:
+            await self.stop()
+            raise ListenFailed(f"could not listen on {', '.join(self._listen)} (is the port in use?)")
 
     async def stop(self) -> None:
         """Close every connection and end the trio thread (idempotent)."""

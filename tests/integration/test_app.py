@@ -45,6 +45,18 @@ async def test_a_start_that_fails_at_rpc_closes_the_databases_and_threads(tmp_pa
     assert alive == []
 
 
+async def test_a_start_that_fails_at_networking_closes_everything(tmp_path, taken_port):
+    argv = ["--network", "regtest", "--datadir", str(tmp_path), "--rpc-port", "0", "--p2p-port", str(taken_port)]
+    with pytest.raises(StartupError) as e:
+        async with open_node(load_config(argv, environ={})):
+            pytest.fail("the node started without a way for peers to reach it")
+    assert f"could not listen on /ip4/127.0.0.1/tcp/{taken_port}" in str(e.value)
+    for db in ("chain", "jobs"):
+        LevelDBStore(str(tmp_path / db)).close()
+    alive = [t.name for t in threading.enumerate() if t.name.startswith((*SERVICE_THREADS, "p2p-"))]
+    assert alive == []
+
+
 async def test_a_node_starts_and_stops_cleanly(tmp_path):
     async with open_node(config_for(tmp_path, 0)) as node:
         assert node.chain.snapshot.height == 0 and node.rpc.url.startswith("http://127.0.0.1:")
