@@ -21,6 +21,7 @@ thread) and the work threads.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -199,8 +200,8 @@ async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, p
     try:
         await rpc.start()
     except OSError as e:
-        raise StartupError(f"cannot serve JSON-RPC on {config.rpc_bind}:{config.rpc_port}: "
-                           f"{e.strerror or e}") from e
+        reason = os.strerror(e.errno).lower() if e.errno else str(e)
+        raise StartupError(f"cannot serve JSON-RPC on {config.rpc_bind}:{port}: {reason}") from e
     stack.push_async_callback(rpc.stop)
     return rpc
 
