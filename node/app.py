@@ -196,7 +196,8 @@ async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, p
                      metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor) -> RpcServer:
     rpc = RpcServer(registry, config.rpc_bind, port, cookie_path=datadir / ".cookie",
                     rpc_user=config.rpc_user, rpc_password=config.rpc_password,
-                    metrics=metrics if config.metrics else None, extra_routes=blob_routes(blobs, work))
+                    metrics=metrics if config.metrics else None, extra_routes=blob_routes(blobs, work),
+                    allowed_hosts=config.rpc_allow_host, cors_origins=config.rpc_cors)
     try:
         await rpc.start()
     except OSError as e:

@@ -13,8 +13,10 @@ A string result is printed raw, ``null`` prints nothing, anything else as
 indented JSON.
 
 Credentials: ``--rpc-user``/``--rpc-password`` (or ``POUW_RPC_USER`` /
-``POUW_RPC_PASSWORD``), else the cookie file ``<datadir>/.cookie`` when
-``--datadir`` is given. The URL: ``--rpc-url`` (or ``POUW_RPC_URL``), else
+``POUW_RPC_PASSWORD``), else the cookie file ``<datadir>/.cookie`` of
+``--datadir`` (or ``POUW_DATADIR``; for the default local devnet RPC,
+``~/.pouw/devnet``). Control methods (``stop``, ``addnode``, ``setban``,
+``generatetoaddress``, ``faucet``) need credentials even on loopback. The URL: ``--rpc-url`` (or ``POUW_RPC_URL``), else
 ``http://<--rpc-host>:<--rpc-port>/``.
 
 Exit status: 0 success; 1 an RPC error (``error code: N`` and ``error message: ...``
@@ -104,14 +106,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _credentials(args: argparse.Namespace) -> tuple[str, str] | None:
     if args.rpc_user is not None or args.rpc_password is not None:
         return args.rpc_user or "", args.rpc_password or ""
-    if args.datadir:
-        cookie = Path(args.datadir).expanduser() / COOKIE_FILENAME
+    datadir = args.datadir or os.environ.get("POUW_DATADIR") or _default_datadir(args)
+    if datadir:
+        cookie = Path(datadir).expanduser() / COOKIE_FILENAME
         try:
             user, sep, password = cookie.read_text().strip().partition(":")
         except OSError:
             return None  # node not running, or running without auth: the call will tell
         if sep:
             return user, password
+    return None
+
+
+def _default_datadir(args: argparse.Namespace) -> str | None:
+    """The devnet node's data directory when the call goes to the default local devnet RPC."""
+    if args.rpc_url is None and args.rpc_host == "127.0.0.1" and args.rpc_port == DEFAULT_RPC_PORT:
+        return str(Path.home() / ".pouw" / "devnet")
     return None
 
 

@@ -92,6 +92,12 @@ class NodeConfig:
     log_level: str = "info"
     max_jobs: int = 64
     max_blob_bytes: int = 64 * 1024 * 1024
+    blob_quota_bytes: int = 4 * 1024 * 1024 * 1024
+    """Disk for blobs; beyond it, blobs no live job references are evicted (oldest first)."""
+    rpc_allow_host: list[str] = field(default_factory=list)
+    """Host header values accepted besides localhost, 127.0.0.1 and [::1] (DNS rebinding)."""
+    rpc_cors: list[str] = field(default_factory=list)
+    """Origins whose pages may call the RPC (browsers); empty: only the node's own pages."""
     no_p2p: bool = False
 
     def finish(self) -> NodeConfig:
@@ -110,6 +116,12 @@ class NodeConfig:
             raise ConfigError(f"miner_backend must be one of {', '.join(BACKENDS)}, found {self.miner_backend!r}")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, found {self.log_level!r}")
+        if self.blob_quota_bytes < self.max_blob_bytes:
+            raise ConfigError(f"blob_quota_bytes ({self.blob_quota_bytes}) must be at least max_blob_bytes "
+                              f"({self.max_blob_bytes})")
+        for origin in self.rpc_cors:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ConfigError(f"rpc_cors entries are origins like https://app.example (or *), found {origin!r}")
         if self.p2p_key_seed is not None and self.network not in ("devnet", "regtest"):
             raise ConfigError("p2p_key_seed is for devnet and regtest; other networks keep <datadir>/node_key")
         if self.miner_shape is not None:
@@ -123,7 +135,8 @@ class NodeConfig:
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "rpc_port": int, "p2p_port": int, "max_jobs": int, "max_blob_bytes": int,
+    "rpc_port": int, "p2p_port": int, "max_jobs": int, "max_blob_bytes": int, "blob_quota_bytes": int,
+    "rpc_allow_host": parse_list, "rpc_cors": parse_list,
     "mine": parse_bool, "metrics": parse_bool, "no_p2p": parse_bool,
     "connect": parse_list, "bootstrap": parse_list, "miner_shape": parse_shape,
     "datadir": Path,
@@ -162,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--metrics", choices=("true", "false"), help="serve Prometheus metrics at /metrics (default true)")
     ap.add_argument("--log-level", choices=LOG_LEVELS)
     ap.add_argument("--max-jobs", type=int, help="queued jobs the node accepts (default 64)")
+    ap.add_argument("--blob-quota-bytes", type=int,
+                    help="disk for job matrices and products (default 4 GiB); unreferenced blobs are evicted beyond it")
+    ap.add_argument("--rpc-allow-host", action="append",
+                    help="Host header value accepted besides localhost, 127.0.0.1, [::1] (repeatable)")
+    ap.add_argument("--rpc-cors", action="append",
+                    help="origin (scheme://host[:port]) whose web pages may call the RPC (repeatable; default none)")
     return ap
 
 

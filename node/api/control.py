@@ -14,7 +14,7 @@ class ControlMethods:
     def __init__(self, request_stop: Callable[[], None]) -> None:
         self.request_stop = request_stop
 
-    @rpc_method(result={"type": "string"})
+    @rpc_method(result={"type": "string"}, control=True)
     async def stop(self) -> str:
         """Stop the node cleanly (after this answer is sent)."""
         asyncio.get_running_loop().call_later(0.05, self.request_stop)

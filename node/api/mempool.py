@@ -68,7 +68,7 @@ class MempoolMethods:
                         Param("amount", {"type": "integer", "minimum": 1, "maximum": FAUCET_MAX,
                                          "default": 10 * 10**8},
                               required=False, description="Base units (default 10 coins).")],
-                errors=[E.INVALID_ADDRESS_OR_KEY, E.MISC_ERROR])
+                errors=[E.INVALID_ADDRESS_OR_KEY, E.MISC_ERROR], control=True)
     async def faucet(self, address: str, amount: int = 10 * 10**8) -> dict:
         """Send devnet coins from the faucet account (devnet and regtest only); returns the txid."""
         params = self.chain.params

@@ -86,7 +86,7 @@ class MiningMethods:
 
     @rpc_method(params=[Param("nblocks", {"type": "integer", "minimum": 1, "maximum": 1000}),
                         Param("address", ADDRESS)],
-                result={"type": "array"}, errors=[E.INVALID_ADDRESS_OR_KEY, E.MISC_ERROR])
+                result={"type": "array"}, errors=[E.INVALID_ADDRESS_OR_KEY, E.MISC_ERROR], control=True)
     async def generatetoaddress(self, nblocks: int, address: str) -> list:
         """Mine blocks paying ``address`` right now (devnet and regtest only); returns their ids."""
         name = self.chain.params.name

@@ -45,7 +45,7 @@ class NetworkMethods:
                               description="Peer multiaddr ending in /p2p/<peer id>."),
                         Param("command", {"type": "string", "enum": ["add", "remove", "onetry"]},
                               description="add: keep connected; remove: stop; onetry: dial once.")],
-                errors=[E.MISC_ERROR, E.INVALID_PARAMETER])
+                errors=[E.MISC_ERROR, E.INVALID_PARAMETER], control=True)
     async def addnode(self, node: str, command: str) -> None:
         """Connect to a peer (and keep the connection), stop doing so, or dial once."""
         try:
@@ -57,7 +57,7 @@ class NetworkMethods:
                         Param("command", {"type": "string", "enum": ["add", "remove"]}),
                         Param("bantime", {"type": "integer", "minimum": 1, "maximum": 10 * 365 * 86400},
                               required=False, description="Seconds (default 24 hours).")],
-                errors=[E.MISC_ERROR])
+                errors=[E.MISC_ERROR], control=True)
     async def setban(self, peer_id: str, command: str, bantime: int | None = None) -> None:
         """Ban a peer (and disconnect it) or lift its ban; bans survive restarts."""
         await self._net().setban(peer_id, command, bantime, "setban RPC")

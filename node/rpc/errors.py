@@ -51,8 +51,11 @@ The matrix-multiplication job block, -40 to -49 (-48 and -49 are reserved):
 -47     ``JOB_VERIFICATION_FAILED``     the result failed its Freivalds check
 ======  ==============================  ===========================================
 
-There is deliberately no "unauthorized" JSON-RPC code (such as -32001): bad or
-missing credentials are an HTTP 401 before any JSON is read.
+Bad credentials, and missing ones where the server requires them for every
+call (bound beyond loopback), are an HTTP 401 before any JSON is read. One
+code of the server range: ``-32001 CREDENTIALS_REQUIRED``, a control method
+(``stop``, ``addnode``, ``setban``, ``generatetoaddress``, ``faucet``) called
+without credentials where the other methods need none (loopback).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ VERIFY_ERROR = -25
 VERIFY_REJECTED = -26
 VERIFY_ALREADY_IN_CHAIN = -27
 IN_WARMUP = -28
+CREDENTIALS_REQUIRED = -32001
 
 # Matrix-multiplication jobs (-48, -49 reserved for later use).
 JOB_BLOB_NOT_FOUND = -40
@@ -104,6 +108,7 @@ ERROR_MESSAGES: dict[int, str] = {
     VERIFY_REJECTED: "Rejected",
     VERIFY_ALREADY_IN_CHAIN: "Already in chain",
     IN_WARMUP: "Warming up",
+    CREDENTIALS_REQUIRED: "Credentials required",
     JOB_BLOB_NOT_FOUND: "Blob not found",
     JOB_MATRIX_INVALID: "Matrix invalid (dtype, shape or range)",
     JOB_TOO_LARGE: "Too large",

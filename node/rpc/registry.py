@@ -89,6 +89,8 @@ class Method:
     summary: str = ""
     description: str = ""
     errors: tuple[int, ...] = ()
+    control: bool = False
+    """Changes what the node does (``stop``, ``addnode``, ...): needs credentials even on loopback."""
 
     def signature(self) -> str:
         """``name req1 req2 ( opt1 opt2 )``, in the style of bitcoin-cli's help."""
@@ -275,6 +277,7 @@ class Registry:
         summary: str = "",
         description: str = "",
         errors: Iterable[int] = (),
+        control: bool = False,
     ) -> Method:
         """Declare method ``name`` answered by the async ``func``; returns the ``Method``.
 
@@ -312,6 +315,7 @@ class Registry:
             summary=summary or first.strip(),
             description=description or rest.strip(),
             errors=codes,
+            control=control,
         )
         self._methods[name] = method
         return method

@@ -16,9 +16,27 @@ Protocol rules (https://www.jsonrpc.org/specification), strictly:
   an array without the notifications' entries; a batch of only notifications
   (like a single notification) gets HTTP 204 and an empty body;
 - JSON-RPC-level errors are HTTP 200 with an ``error`` member; the exceptions
-  are a body over ``max_body_bytes`` (HTTP 413, with a JSON-RPC error body)
-  and bad credentials (HTTP 401 with ``WWW-Authenticate``, no JSON);
-- the ``Content-Type`` is not checked: whatever parses as JSON is accepted.
+  are a body over ``max_body_bytes`` (HTTP 413, with a JSON-RPC error body),
+  bad credentials (HTTP 401 with ``WWW-Authenticate``, no JSON) and the
+  browser defences below (403, 415).
+
+Browser defences (what geth does, so no web page can drive the node):
+
+- a POST to ``/`` must be ``Content-Type: application/json`` (HTTP 415
+  otherwise), so a page cannot send one without a CORS preflight;
+- the ``Host`` header must name ``localhost``, ``127.0.0.1``, ``[::1]``, the
+  address the server is bound to, or one of ``allowed_hosts``
+  (``--rpc-allow-host``; ``*`` allows any): a DNS-rebinding page names its own
+  host (HTTP 403);
+- a request carrying an ``Origin`` (every browser request that could do harm
+  does, WebSocket upgrades included) must come from the node's own pages
+  (same scheme, host and port) or an origin in ``cors_origins`` (``--rpc-cors``,
+  empty by default); others get HTTP 403. Allowed foreign origins get CORS
+  headers and their preflights (``OPTIONS``) are answered;
+- control methods (``Method.control``: ``stop``, ``addnode``, ``setban``,
+  ``generatetoaddress``, ``faucet``) need credentials even where the rest of
+  the RPC does not (loopback): without them they answer ``CREDENTIALS_REQUIRED``.
+  ``/health`` is exempt from all of this.
 
 Authentication: required when the server binds to a non-loopback address
 (anything but 127.0.0.0/8, ::1, ``localhost``) or when ``require_auth=True``.
@@ -147,6 +165,8 @@ class _WsConnection:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.subscriptions: dict[str, _Subscription] = {}
         self.closed = False
+        self.authorized = False
+        """The upgrade request carried valid credentials (control methods need them)."""
         self.writer: asyncio.Task[None] | None = None
 
     def send(self, text: str) -> bool:
@@ -210,6 +230,8 @@ class RpcServer:
         ws_queue_size: int = DEFAULT_WS_QUEUE_SIZE,
         extra_routes: Callable[[web.Application], None] | None = None,
         auth_exempt_paths: Iterable[str] = ("/health",),
+        allowed_hosts: Iterable[str] = (),
+        cors_origins: Iterable[str] = (),
     ) -> None:
         self.auth_required = _auth_required(host, cookie_path, rpc_user, rpc_password, require_auth)
         if max_batch < 1 or max_body_bytes < 1 or ws_queue_size < 1:
@@ -225,6 +247,8 @@ class RpcServer:
         self.metrics = metrics
         self.ws_queue_size = ws_queue_size
         self._auth_exempt = frozenset(auth_exempt_paths)
+        self._hosts = _host_allow_list(self.host, allowed_hosts)
+        self._cors = frozenset(o.rstrip("/").lower() for o in cors_origins)
         self._credentials: list[bytes] = []
         if rpc_user is not None:
             self._credentials.append(f"{rpc_user}:{rpc_password}".encode())
@@ -250,8 +274,8 @@ class RpcServer:
 
     def _build_app(self, metrics: Metrics | None,
                    extra_routes: Callable[[web.Application], None] | None) -> web.Application:
-        app = web.Application(client_max_size=self.max_body_bytes,
-                              middlewares=[self._auth_middleware] if self.auth_required else [])
+        middlewares = [self._browser_guard, *([self._auth_middleware] if self.auth_required else [])]
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=middlewares)
         app[RPC_SERVER_KEY] = self
         app.router.add_post("/", self._handle_post)
         app.router.add_get("/health", self._handle_health)
@@ -367,6 +391,48 @@ class RpcServer:
                             "(<datadir>/.cookie) or the configured rpc user/password\n",
                             headers={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
 
+    @web.middleware
+    async def _browser_guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """Host allow-list, Origin check (CORS), JSON content type: see the module docstring."""
+        if request.path in self._auth_exempt:
+            return await handler(request)
+        host = request.headers.get("Host", "")
+        if not self._host_allowed(host):
+            log.info("refused RPC request from %s: Host %r is not allowed", request.remote, host)
+            return _refusal(403, f"Host {host!r} is not allowed: this node answers to localhost, 127.0.0.1, [::1] "
+                                 "and the --rpc-allow-host names")
+        origin = request.headers.get("Origin")
+        cors = origin is not None and not _same_origin(origin, host)
+        if cors and not self._origin_allowed(origin or ""):
+            log.info("refused RPC request from %s: Origin %r is not allowed", request.remote, origin)
+            return _refusal(403, f"Origin {origin!r} is not allowed: web pages of other sites may call this node "
+                                 "only if it was started with --rpc-cors <origin>")
+        if request.method == "OPTIONS":  # a CORS preflight from an allowed origin
+            return self._with_cors(web.Response(status=204), origin if cors else None)
+        if request.method == "POST" and request.path == "/" and request.content_type != "application/json":
+            return _refusal(415, f"Content-Type must be application/json, found {request.content_type!r}")
+        response = await handler(request)
+        return self._with_cors(response, origin if cors else None)
+
+    def _host_allowed(self, host: str) -> bool:
+        return "*" in self._hosts or _host_name(host) in self._hosts
+
+    def _origin_allowed(self, origin: str) -> bool:
+        return "*" in self._cors or origin.rstrip("/").lower() in self._cors
+
+    @staticmethod
+    def _with_cors(response: web.StreamResponse, origin: str | None) -> web.StreamResponse:
+        if origin is not None and not response.prepared:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Methods"] = "POST, GET, PUT, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+            response.headers["Vary"] = "Origin"
+        return response
+
+    def authorized(self, request: web.Request) -> bool:
+        """Whether ``request`` may call control methods: it carries valid credentials."""
+        return self._is_authorized(request.headers.get("Authorization"))
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     async def _handle_health(self, request: web.Request) -> web.Response:
@@ -383,7 +449,7 @@ class RpcServer:
             text = error_response(None, E.INVALID_REQUEST,
                                   f"request body too large: the limit is {self.max_body_bytes} bytes")
             return web.Response(status=413, body=text.encode(), content_type="application/json")
-        out = await self.handle_body(body)
+        out = await self.handle_body(body, authorized=self.authorized(request))
         if out is None:
             return web.Response(status=204)
         return web.Response(body=out.encode(), content_type="application/json")
@@ -404,15 +470,19 @@ class RpcServer:
 
     # -- JSON-RPC --------------------------------------------------------------------------------
 
-    async def handle_body(self, body: bytes | str, conn: _WsConnection | None = None) -> str | None:
-        """Answer one request body (single or batch): the encoded response, or ``None`` for no response."""
+    async def handle_body(self, body: bytes | str, conn: _WsConnection | None = None, *,
+                          authorized: bool = False) -> str | None:
+        """Answer one request body (single or batch): the encoded response, or ``None`` for no response.
+
+        ``authorized``: the caller presented valid credentials (control methods need them).
+        """
         try:
             payload = loads(body)
         except ValueError as exc:
             self._record(None, E.PARSE_ERROR, None)
             return error_response(None, E.PARSE_ERROR, f"Parse error: {exc}")
         if not isinstance(payload, list):
-            return await self._handle_one(payload, conn)
+            return await self._handle_one(payload, conn, authorized)
         if not payload:
             self._record(None, E.INVALID_REQUEST, None)
             return error_response(None, E.INVALID_REQUEST, "Invalid request: empty batch")
@@ -422,7 +492,7 @@ class RpcServer:
                                                            f"is over the limit of {self.max_batch}")
         responses = []
         for item in payload:
-            out = await self._handle_one(item, conn)
+            out = await self._handle_one(item, conn, authorized)
             if out is not None:
                 responses.append(out)
         return "[" + ",".join(responses) + "]" if responses else None
@@ -431,7 +501,7 @@ class RpcServer:
         self._record(None, E.INVALID_REQUEST, None)
         return error_response(request_id, E.INVALID_REQUEST, f"Invalid request: {message}")
 
-    async def _handle_one(self, obj: Any, conn: _WsConnection | None) -> str | None:
+    async def _handle_one(self, obj: Any, conn: _WsConnection | None, authorized: bool) -> str | None:
         if not isinstance(obj, dict):
             return self._invalid(None, f"expected a JSON object, got {describe_found(obj)}")
         is_call = "id" in obj
@@ -458,6 +528,10 @@ class RpcServer:
                 result = self._call_ws_method(conn, method, params)
             elif method in self._ws_methods and method not in self.registry:
                 raise RpcError(E.METHOD_NOT_FOUND, f'Method "{method}" is only available over WebSocket at /ws')
+            elif not authorized and self._is_control(method):
+                raise RpcError(E.CREDENTIALS_REQUIRED, f"{method} needs credentials even on loopback: use HTTP "
+                                                       "Basic auth with the cookie (<datadir>/.cookie) or the "
+                                                       "configured rpc user/password")
             else:
                 result = await self.registry.call(method, params)
             code = 0
@@ -475,6 +549,10 @@ class RpcServer:
             log.exception("RPC method %s returned a result that is not JSON", method)
             return error_response(request_id, E.INTERNAL_ERROR, f"Internal error in {method}; see the node log")
 
+    def _is_control(self, method: str) -> bool:
+        declared = self.registry.get(method)
+        return declared is not None and declared.control
+
     def _record(self, method: str | None, code: int, seconds: float | None) -> None:
         if self.metrics is not None:
             self.metrics.record_rpc(method, code, seconds)
@@ -485,13 +563,14 @@ class RpcServer:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=self.max_body_bytes, timeout=2.0)
         await ws.prepare(request)
         conn = _WsConnection(ws, request, self.ws_queue_size)
+        conn.authorized = self.authorized(request)
         conn.writer = asyncio.create_task(conn.run_writer())
         self._connections.add(conn)
         try:
             async for msg in ws:
                 if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                     break
-                out = await self.handle_body(msg.data, conn)
+                out = await self.handle_body(msg.data, conn, authorized=conn.authorized)
                 if out is not None and not conn.send(out):
                     break
         finally:
@@ -578,6 +657,41 @@ class RpcServer:
     def websocket_count(self) -> int:
         """Open WebSocket connections."""
         return len(self._connections)
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def _host_name(host: str) -> str:
+    """The host part of a ``Host`` header, lowercased: ``[::1]:18445`` -> ``[::1]``, ``a.b:1`` -> ``a.b``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[: end + 1] if end >= 0 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _host_allow_list(bind: str, extra: Iterable[str]) -> frozenset[str]:
+    names = {*LOOPBACK_NAMES}
+    for name in (bind, *extra):
+        name = name.strip().lower()
+        if not name or name in ("0.0.0.0", "::"):  # a wildcard bind names no host
+            continue
+        names.add(f"[{name}]" if ":" in name and not name.startswith("[") else name)
+    return frozenset(names)
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """``origin`` is a page of this server as the client addressed it (``Host``)."""
+    origin = origin.strip().lower().rstrip("/")
+    host = host.strip().lower()
+    return bool(host) and origin in (f"http://{host}", f"https://{host}")
+
+
+def _refusal(status: int, message: str) -> web.Response:
+    code = E.INVALID_REQUEST
+    return web.Response(status=status, content_type="application/json",
+                        text=json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}))
 
 
 def _auth_required(host: str, cookie_path: object, rpc_user: str | None, rpc_password: str | None,

@@ -8,6 +8,7 @@ always for a condition with a deadline (``wait_until``), never a fixed sleep.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -100,10 +101,17 @@ class NodeProcess:
         except urllib.error.HTTPError as e:
             return e.code, e.read()
 
-    def call(self, payload) -> object:
-        """POST a JSON value (or raw bytes) to ``/``; the decoded answer (None for 204)."""
+    def auth_header(self) -> dict:
+        """HTTP Basic with the node's cookie, as pouw-cli --datadir sends it (control methods need it)."""
+        cookie = (self.datadir / ".cookie").read_text().strip()
+        return {"Authorization": "Basic " + base64.b64encode(cookie.encode()).decode()}
+
+    def call(self, payload, *, auth: bool = True) -> object:
+        """POST a JSON value (or raw bytes) to ``/`` (with the cookie unless ``auth=False``); the decoded
+        answer (None for 204)."""
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        status, raw = self.http("POST", "/", body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **(self.auth_header() if auth else {})}
+        status, raw = self.http("POST", "/", body, headers)
         if status == 204:
             return None
         return json.loads(raw)

@@ -88,7 +88,7 @@ def test_protocol_level_errors(node):
     assert len(answers) == 1000 and all(a["result"] == 1 for a in answers)
     too_many = node.call(batch + [{"jsonrpc": "2.0", "id": 1000, "method": "getblockcount"}])
     assert too_many["error"]["code"] == -32600
-    status, body = node.http("POST", "/", b"[" + b" " * (17 * 1024 * 1024) + b"]")
+    status, body = node.http("POST", "/", b"[" + b" " * (17 * 1024 * 1024) + b"]", {"Content-Type": "application/json"})
     assert status == 413 and json.loads(body)["error"]["code"] == -32600
 
 

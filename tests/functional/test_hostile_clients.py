@@ -80,7 +80,7 @@ def test_fuzz_every_method_from_its_openrpc_schema(node, methods, data):
             args.append(data.draw(junk))
     before = snapshot(node)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method["name"], "params": args}).encode()
-    status, raw = node.http("POST", "/", body)
+    status, raw = node.http("POST", "/", body, {"Content-Type": "application/json", **node.auth_header()})
     assert status == 200, (method["name"], args, raw[:300])
     answer = json.loads(raw)
     assert ("result" in answer) != ("error" in answer)
@@ -92,7 +92,7 @@ def test_fuzz_every_method_from_its_openrpc_schema(node, methods, data):
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
 def test_fuzz_raw_bodies(node, body):
-    status, raw = node.http("POST", "/", body)
+    status, raw = node.http("POST", "/", body, {"Content-Type": "application/json"})
     assert status in (200, 204)
     if status == 200:
         answer = json.loads(raw)

@@ -78,6 +78,7 @@ async def session():
 
 async def post(session: aiohttp.ClientSession, url: str, body, **kw):
     data = json.dumps(body) if isinstance(body, (dict, list, int)) else body
+    kw["headers"] = {"Content-Type": "application/json", **kw.get("headers", {})}
     async with session.post(url, data=data, **kw) as resp:
         raw = await resp.read()
         return resp.status, (json.loads(raw) if raw else None)
@@ -115,10 +116,11 @@ async def test_single_call_and_id_echo(server, session):
     assert answer["result"] == 7
 
 
-async def test_wrong_content_type_is_accepted(server, session):
-    status, answer = await post(session, server.url, req("getblockcount"),
-                                headers={"Content-Type": "text/plain"})
-    assert status == 200 and answer["result"] == 7
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
+async def test_a_post_that_is_not_json_is_refused_before_it_runs(server, session, calls, content_type):
+    # The three types a web page can send without a CORS preflight.
+    status, answer = await post(session, server.url, req("record", ["x"]), headers={"Content-Type": content_type})
+    assert status == 415 and "application/json" in answer["error"]["message"] and calls == []
 
 
 @pytest.mark.parametrize("body", ["{", "", "[1,", '{"jsonrpc":"2.0","id":1,"method":"x","params":[NaN]}',
@@ -449,3 +451,84 @@ async def test_stop_closes_websockets(calls, session):
         await stopping
         assert server.websocket_count == 0
         await ws.close()
+
+
+# --- browser defences ---------------------------------------------------------------------------
+
+
+def guarded_registry(calls: list) -> Registry:
+    r = make_registry(calls)
+
+    async def stop() -> str:
+        """Stop (a control method)."""
+        calls.append("stop")
+        return "stopping"
+
+    r.register("stop", stop, result={"type": "string"}, control=True)
+    return r
+
+
+@pytest.fixture
+async def guarded(calls):
+    async with RpcServer(guarded_registry(calls), "127.0.0.1", 0, cookie_path=None,
+                         allowed_hosts=["node0"], cors_origins=["https://app.example"]) as s:
+        yield s
+
+
+@pytest.fixture
+async def guarded_with_cookie(calls, tmp_path):
+    async with RpcServer(guarded_registry(calls), "127.0.0.1", 0, cookie_path=tmp_path / ".cookie") as s:
+        yield s, {"Authorization": "Basic " + base64.b64encode((tmp_path / ".cookie").read_bytes()).decode()}
+
+
+async def test_a_foreign_host_is_refused_and_nothing_runs(guarded, session, calls):
+    # DNS rebinding: the page's own name arrives as the Host header.
+    status, answer = await post(session, guarded.url, req("record", ["x"]), headers={"Host": "evil.example"})
+    assert status == 403 and "evil.example" in answer["error"]["message"] and calls == []
+    for host in ("localhost", f"127.0.0.1:{guarded.port}", f"[::1]:{guarded.port}", "node0:18445"):
+        status, answer = await post(session, guarded.url, req("getblockcount"), headers={"Host": host})
+        assert status == 200 and answer["result"] == 7, host
+
+
+async def test_a_foreign_origin_is_refused_on_post_and_websocket(guarded, session, calls):
+    status, answer = await post(session, guarded.url, req("record", ["x"]),
+                                headers={"Origin": "http://evil.example"})
+    assert status == 403 and "--rpc-cors" in answer["error"]["message"] and calls == []
+    with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+        await session.ws_connect(guarded.ws_url, headers={"Origin": "http://evil.example"})
+    assert e.value.status == 403
+
+
+async def test_the_nodes_own_pages_and_allowed_origins_get_answers(guarded, session):
+    same = f"http://127.0.0.1:{guarded.port}"
+    status, answer = await post(session, guarded.url, req("getblockcount"), headers={"Origin": same})
+    assert status == 200 and answer["result"] == 7
+    async with session.post(guarded.url, data=json.dumps(req("getblockcount")),
+                            headers={"Content-Type": "application/json", "Origin": "https://app.example"}) as r:
+        assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    async with session.options(guarded.url, headers={"Origin": "https://app.example",
+                                                     "Access-Control-Request-Method": "POST"}) as r:
+        assert r.status == 204 and "Content-Type" in r.headers["Access-Control-Allow-Headers"]
+    ws = await session.ws_connect(guarded.ws_url, headers={"Origin": same})
+    await ws.send_str(json.dumps(req("getblockcount")))
+    assert json.loads((await ws.receive()).data)["result"] == 7
+    await ws.close()
+
+
+async def test_control_methods_need_credentials_even_on_loopback(guarded_with_cookie, session, calls):
+    server, auth = guarded_with_cookie
+    status, answer = await post(session, server.url, req("stop"))
+    assert status == 200 and answer["error"]["code"] == E.CREDENTIALS_REQUIRED and calls == []
+    status, answer = await post(session, server.url, req("getblockcount"))  # the rest stays open on loopback
+    assert answer["result"] == 7
+    ws = await session.ws_connect(server.ws_url)
+    await ws.send_str(json.dumps(req("stop")))
+    assert json.loads((await ws.receive()).data)["error"]["code"] == E.CREDENTIALS_REQUIRED
+    await ws.close()
+    assert calls == []
+    status, answer = await post(session, server.url, req("stop"), headers=auth)
+    assert answer["result"] == "stopping" and calls == ["stop"]
+    ws = await session.ws_connect(server.ws_url, headers=auth)
+    await ws.send_str(json.dumps(req("stop")))
+    assert json.loads((await ws.receive()).data)["result"] == "stopping"
+    await ws.close()
