@@ -81,10 +81,17 @@ def rpc(url: str, method: str, *params, timeout: float = 5.0):
     return answer["result"]
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a node could listen on ``host:port`` now.
+
+    Binds with ``SO_REUSEADDR``, as the nodes' own listeners do (asyncio/aiohttp and
+    trio set it), so connections left in TIME_WAIT by a devnet just stopped do not
+    count as in use, while a live listener on the port still does.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return False
     return True

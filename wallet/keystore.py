@@ -9,7 +9,7 @@ File ``<wallet dir>/<name>.json`` (mode 0600)::
       "addresses": ["pdev1...", "pdev1..."],  # their text, so balances need no passphrase
       "labels": {"1": "savings"},
       "crypto": {
-        "kdf": "scrypt", "kdfparams": {"n": 32768, "r": 8, "p": 1, "dklen": 64, "salt": "<hex 32 bytes>"},
+        "kdf": "scrypt", "kdfparams": {"n": 131072, "r": 8, "p": 1, "dklen": 64, "salt": "<hex 32 bytes>"},
         "cipher": "aes-256-gcm", "nonce": "<hex 12 bytes>",
         "check": "<hex>",                    # SHA-256 of the second half of the scrypt output
         "ciphertext": "<hex>"                # AES-GCM(JSON {"mnemonic", "bip39_passphrase"}) with its tag
@@ -19,7 +19,13 @@ File ``<wallet dir>/<name>.json`` (mode 0600)::
 The scrypt output (64 bytes) splits in two: the first 32 bytes are the
 AES-256-GCM key, the second half hashes to ``check``, which tells a wrong
 passphrase (``check`` differs) from a damaged file (``check`` matches but the
-GCM tag does not). Every field except ``ciphertext`` is authenticated as GCM
+GCM tag does not). New files use scrypt N = 2^17, r = 8, p = 1: 128 MiB of
+memory (128 * r * N bytes) and about 0.4 s per unlock on one core of a
+current CPU. The parameters are read back from each file, so files written
+with other parameters (N = 2^15 before this default was raised) still open;
+``load`` accepts N up to 2^20 with r = 8 (at most 1 GiB, ``SCRYPT_MAX_MEMORY``)
+and p up to ``SCRYPT_MAX_P`` so that a damaged file cannot ask for unbounded
+memory or time. Every field except ``ciphertext`` is authenticated as GCM
 associated data, so a changed network, account, address list or label is
 caught on the next unlock. A fresh nonce is drawn on every write.
 
@@ -51,10 +57,12 @@ from consensus.networks import NETWORKS
 
 FORMAT = "pouw-wallet"
 VERSION = 1
-SCRYPT_N = 1 << 15
+SCRYPT_N = 1 << 17  # 128 MiB with r = 8; older files used 1 << 15 and still open (parameters are per file)
 SCRYPT_R = 8
 SCRYPT_P = 1
 DKLEN = 64
+SCRYPT_MAX_MEMORY = 1 << 30  # load(): 128 * r * N at most 1 GiB (N = 2^20 with r = 8)
+SCRYPT_MAX_P = 16
 SALT_BYTES = 32
 NONCE_BYTES = 12
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -171,7 +179,16 @@ def _aad(header: dict) -> bytes:
 
 
 def _scrypt(passphrase: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
-    return Scrypt(salt=salt, length=dklen, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    try:
+        return Scrypt(salt=salt, length=dklen, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+    except MemoryError:
+        raise KeystoreError(f"not enough memory for scrypt with N={n}, r={r} ({_scrypt_memory(n, r) >> 20} MiB); "
+                            "close other programs and try again") from None
+
+
+def _scrypt_memory(n: int, r: int) -> int:
+    """Bytes scrypt's large vector takes: 128 * r * N."""
+    return 128 * r * n
 
 
 def _check(dk: bytes) -> str:
@@ -189,8 +206,16 @@ def wallet_path(directory: Path, name: str) -> Path:
 
 
 def create(directory: Path, name: str, network: str, secret: Secret, passphrase: str, *, account: int = 0,
-           addresses: list[str] | None = None, scrypt_n: int = SCRYPT_N) -> Keystore:
-    """Encrypt ``secret`` into a new wallet file; ``WalletExists`` if the name is taken."""
+           addresses: list[str] | None = None, scrypt_n: int | None = None) -> Keystore:
+    """Encrypt ``secret`` into a new wallet file; ``WalletExists`` if the name is taken.
+
+    ``scrypt_n`` defaults to ``SCRYPT_N`` (read at call time); tests pass a
+    lower power of two to run fast.
+    """
+    if scrypt_n is None:
+        scrypt_n = SCRYPT_N
+    if scrypt_n < 2 or scrypt_n & (scrypt_n - 1) or _scrypt_memory(scrypt_n, SCRYPT_R) > SCRYPT_MAX_MEMORY:
+        raise ValueError(f"scrypt N must be a power of two with 128 * r * N <= {SCRYPT_MAX_MEMORY}, not {scrypt_n}")
     path = wallet_path(directory, name)
     if path.exists():
         raise WalletExists(f"a wallet named {name!r} exists already ({path}); pick another name with --wallet NAME")
@@ -273,9 +298,11 @@ def _check_crypto(crypto: dict, need: Callable[..., Any], bad: Callable[[str], K
     for k in ("n", "r", "p", "dklen"):
         if need(params, k, int, "crypto.kdfparams.") < 1:
             raise bad(f"'crypto.kdfparams.{k}' must be positive")
-    n = params["n"]
-    if n & (n - 1) or n < 2 or params["dklen"] != DKLEN or params["r"] * params["p"] >= 1 << 30 or n > 1 << 24:
-        raise bad("scrypt parameters out of range")
+    n, r, p = params["n"], params["r"], params["p"]
+    if (n & (n - 1) or n < 2 or params["dklen"] != DKLEN or r * p >= 1 << 30 or p > SCRYPT_MAX_P
+            or _scrypt_memory(n, r) > SCRYPT_MAX_MEMORY):
+        raise bad(f"scrypt parameters out of range (N={n}, r={r}, p={p}; N must be a power of two, "
+                  f"128 * r * N at most {SCRYPT_MAX_MEMORY >> 20} MiB, p at most {SCRYPT_MAX_P})")
     for k, size in (("salt", None), ("nonce", NONCE_BYTES), ("check", 32), ("ciphertext", None)):
         src = params if k == "salt" else crypto
         text = need(src, k, str, "crypto.kdfparams." if k == "salt" else "crypto.")

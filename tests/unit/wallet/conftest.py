@@ -9,6 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from wallet import keystore
+
+FAST_SCRYPT_N = 1 << 4  # for tests only; the shipped default (keystore.SCRYPT_N) is 2^17
+
 
 class FakeNode:
     """Answers JSON-RPC from ``handlers`` (method -> callable(params) returning a result or raising FakeError)."""
@@ -58,6 +62,17 @@ class FakeNode:
 class FakeError(Exception):
     def __init__(self, code: int, message: str) -> None:
         self.code, self.message = code, message
+
+
+@pytest.fixture
+def fast_scrypt(monkeypatch):
+    """Keystores created through the CLI in this test use scrypt N = 2^4 instead of the default.
+
+    ``keystore.create`` reads ``SCRYPT_N`` when it is called, so this lowers the cost of
+    the test's own wallets without touching the default anywhere else.
+    """
+    monkeypatch.setattr(keystore, "SCRYPT_N", FAST_SCRYPT_N)
+    return FAST_SCRYPT_N
 
 
 @pytest.fixture

@@ -48,14 +48,36 @@ def test_parse_amount(text, units):
 
 @pytest.mark.parametrize("text,why", [
     ("0.000000001", "more than 8 decimals"), ("1.123456789", "more than 8 decimals"), ("0", "more than zero"),
-    ("0.00000000", "more than zero"), ("-1", "plain decimal"), ("+1", "plain decimal"), ("1e3", "plain decimal"),
-    ("nan", "plain decimal"), ("inf", "plain decimal"), ("1,5", "plain decimal"), ("", "plain decimal"),
-    (".", "plain decimal"), ("1.2.3", "plain decimal"), ("184467440737.09551616", "too large"),
-    ("99999999999999999999999999999999", "too large"),
+    ("0.00000000", "more than zero"), ("-1", "is negative"), ("-0.5", "is negative"), ("+1", "has a sign"),
+    ("1e3", "exponent notation"), ("1E-8", "exponent notation"), ("2.5e+3", "exponent notation"),
+    (".5e1", "exponent notation"), ("nan", "NaN and Infinity"), ("NaN", "NaN and Infinity"),
+    ("sNaN", "NaN and Infinity"), ("inf", "NaN and Infinity"), ("-Infinity", "NaN and Infinity"),
+    ("1,5", "plain decimal"), ("", "is empty"), ("   ", "is empty"), (".", "plain decimal"),
+    ("1.2.3", "plain decimal"), ("1_000", "plain decimal"), ("0x10", "plain decimal"), ("\uff11", "plain decimal"),
+    ("1 000", "plain decimal"), ("184467440737.09551616", "too large"), ("184467440738", "too large"),
+    ("99999999999999999999999999999999", "too large"), ("1" * 5000, "too large"),
+    # Beyond decimal's 28-digit context: used to escape as decimal.InvalidOperation.
+    ("12345678901234567890123.000000001", "more than 8 decimals"),
+    ("12345678901234567890123.00000001", "too large"),
+    ("1234567890123456789012345678901234567890.5", "too large"),
+    ("0." + "0" * 5000 + "1", "more than 8 decimals"),
 ])
 def test_bad_amounts(text, why):
-    with pytest.raises(AmountError, match=why):
+    with pytest.raises(AmountError, match=why) as exc:
         parse_amount(text)
+    assert "Traceback" not in str(exc.value) and len(str(exc.value)) < 300  # long input is shortened
+
+
+@pytest.mark.parametrize("text,units", [
+    ("184467440737.095516150000", (1 << 64) - 1), ("0." + "0" * 5000, 0), ("0" * 5000 + "1", 100_000_000),
+])
+def test_exact_edges(text, units):
+    assert parse_amount(text, allow_zero=True) == units
+
+
+def test_what_names_the_field():
+    with pytest.raises(AmountError, match="^fee '-1' is negative"):
+        parse_amount("-1", allow_zero=True, what="fee")
 
 
 def test_zero_fee_allowed_when_asked():

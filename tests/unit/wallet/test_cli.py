@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +18,15 @@ from wallet.cli import main
 from wallet.hd import HDWallet
 
 OTHER = HDWallet(DEVNET_MNEMONIC).address(5, DEVNET)
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
+def env(tmp_path, monkeypatch, fast_scrypt):
+    return _environment(tmp_path, monkeypatch)
+
+
+def _environment(tmp_path, monkeypatch):
     for var in ("POUW_WALLET_DIR", "POUW_WALLET", "POUW_RPC_URL", "POUW_NETWORK", "POUW_RPC_USER",
                 "POUW_RPC_PASSWORD"):
         monkeypatch.delenv(var, raising=False)
@@ -46,6 +55,16 @@ def test_new_prints_mnemonic_once_and_writes_a_keystore(env, capsys):
     assert out["mnemonic"] not in (env / "wallets" / "default.json").read_text()
     assert run(env, "new") == 1
     assert "exists already" in capsys.readouterr().err
+
+
+def test_new_wallets_use_the_default_scrypt_cost(tmp_path, monkeypatch, capsys):
+    env = _environment(tmp_path, monkeypatch)  # without fast_scrypt: the real default
+    restore(env)
+    params = json.loads((env / "wallets" / "default.json").read_text())["crypto"]["kdfparams"]
+    assert (params["n"], params["r"], params["p"]) == (1 << 17, 8, 1)
+    capsys.readouterr()
+    assert run(env, "address", "--new") == 0  # unlocks with the parameters read from the file
+    assert capsys.readouterr().out.strip().endswith(HDWallet(DEVNET_MNEMONIC).address(1, DEVNET))
 
 
 def test_restore_devnet_key(env, capsys):
@@ -105,6 +124,42 @@ def test_user_errors_exit_1_before_contacting_the_node(env, capsys, dead_url, ar
     restore(env)
     assert run(env, *argv, url=dead_url) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["send", OTHER, "12345678901234567890123.000000001"],
+     "amount '12345678901234567890123.000000001' has more than 8 decimals"),
+    (["send", OTHER, "12345678901234567890123"], "is too large"),
+    (["send", OTHER, "184467440737.09551616"], "is too large"),
+    (["send", OTHER, "NaN"], "NaN and Infinity"),
+    (["send", OTHER, "Infinity"], "NaN and Infinity"),
+    (["send", OTHER, "1e3"], "exponent notation"),
+    (["send", OTHER, "-0.5"], "is negative"),
+    (["send", OTHER, ""], "amount is empty"),
+    (["send", OTHER, "1", "--fee", "12345678901234567890123.000000001"], "fee '12345678901234567890123.000000001'"),
+    (["send", OTHER, "1", "--fee", "-1"], "fee '-1' is negative"),
+    (["faucet", "12345678901234567890123.000000001"], "has more than 8 decimals"),
+    (["faucet", "inf"], "NaN and Infinity"),
+])
+def test_bad_amounts_exit_1_without_traceback(env, capsys, dead_url, argv, message):
+    restore(env)
+    capsys.readouterr()
+    assert run(env, *argv, url=dead_url) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert run(env, "--json", *argv, url=dead_url) == 1
+    assert message in json.loads(capsys.readouterr().out)["error"]["message"]
+
+
+def test_bad_amount_from_the_command_line_entry(env):
+    """The installed entry point (``python -m wallet``): a clean message and exit 1, no traceback."""
+    restore(env)
+    r = subprocess.run([sys.executable, "-m", "wallet", "--wallet-dir", str(env / "wallets"), "--rpc-url",
+                        "http://127.0.0.1:9/", "send", OTHER, "12345678901234567890123.000000001"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "HOME": str(env)})
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and "InvalidOperation" not in r.stderr
+    assert r.stderr.startswith("error: amount '12345678901234567890123.000000001' has more than 8 decimals")
 
 
 def test_json_errors(env, capsys, dead_url):

@@ -12,7 +12,7 @@ from consensus.keys import DEVNET_MNEMONIC
 from wallet import keystore as ks
 from wallet.keystore import KeystoreCorrupt, Secret, WalletExists, WalletNotFound, WrongPassphrase
 
-FAST_N = 1 << 4  # scrypt cost lowered for tests only (the shipped default is 2^15)
+FAST_N = 1 << 4  # scrypt cost lowered for tests only, passed explicitly (the shipped default is 2^17)
 ADDRS = ["pdev1aaa", "pdev1bbb"]
 
 
@@ -130,9 +130,88 @@ def test_fresh_salt_and_nonce(tmp_path):
     assert a.crypto["ciphertext"] != b.crypto["ciphertext"]
 
 
-def test_default_scrypt_cost_is_2_15(tmp_path):
+def test_default_scrypt_cost_is_2_17(tmp_path):
+    assert ks.SCRYPT_N == 1 << 17 and 128 * ks.SCRYPT_R * ks.SCRYPT_N == 128 << 20  # 128 MiB
     w = ks.create(tmp_path, "w", "devnet", Secret(DEVNET_MNEMONIC), "pw")
-    assert w.crypto["kdfparams"] == {**w.crypto["kdfparams"], "n": 1 << 15, "r": 8, "p": 1}
+    assert w.crypto["kdfparams"] == {**w.crypto["kdfparams"], "n": 1 << 17, "r": 8, "p": 1}
+    on_disk = json.loads(w.path.read_text())["crypto"]["kdfparams"]
+    assert (on_disk["n"], on_disk["r"], on_disk["p"]) == (1 << 17, 8, 1)
+    loaded = ks.load(w.path)  # load()'s bounds accept the new default
+    assert loaded.unlock("pw") == Secret(DEVNET_MNEMONIC)
+
+
+# Written by pouw-wallet with the former default scrypt N = 2^15 (the public devnet mnemonic, passphrase below).
+LEGACY_PASSPHRASE = "legacy passphrase"
+LEGACY_N2_15 = {
+    "format": "pouw-wallet", "version": 1, "network": "devnet", "account": 0, "address_count": 1,
+    "addresses": ["pdev1q2j87kdl0l0j2a086yas59cmeu850pf63pnn54"], "labels": {},
+    "crypto": {
+        "kdf": "scrypt",
+        "kdfparams": {"n": 32768, "r": 8, "p": 1, "dklen": 64,
+                      "salt": "e2f14aa5c616865c080409e0be8102516da4ef7fc7f15aa209938ffc0efa89bf"},
+        "cipher": "aes-256-gcm",
+        "check": "92c09eeba07b067596854bd5c72f4770bb14b7b26734cec8571b8bad28dc83ef",
+        "nonce": "86e88dd4e55a898f3e93670c",
+        "ciphertext": ("6e62c6819a4c563a2f6a1ca1e2af58a116f59bd87c1d224ec39cdced25fdabdddf33fa7ef353c735"
+                       "d61b201e66c6a1961355475234567e50b5193e754bc5eb55f29d229e7912c2baff87da3b3ebc12f6"
+                       "36ece05d9388affeb5e7041fead5d13d6e4864759f7b84c98724fb2c73f58e812c0cbed9e2b366e5"
+                       "fffdd5adc87e87a3c237bee478511b4cfe85c9e09c667b73870fb91104"),
+    },
+}
+
+
+def test_keystore_written_with_n_2_15_still_opens_and_keeps_its_parameters(tmp_path):
+    path = tmp_path / "legacy.json"
+    path.write_text(json.dumps(LEGACY_N2_15, indent=2))
+    loaded = ks.load(path)
+    assert loaded.crypto["kdfparams"]["n"] == 1 << 15
+    assert loaded.addresses == LEGACY_N2_15["addresses"]
+    with pytest.raises(WrongPassphrase):
+        loaded.unlock("legacy Passphrase")
+    secret = loaded.unlock(LEGACY_PASSPHRASE)
+    assert secret == Secret(DEVNET_MNEMONIC)
+    # A later write (a new address) re-seals under the same key: the file keeps N = 2^15 and still opens.
+    loaded.addresses.append("pdev1ccc")
+    loaded.seal(secret, loaded.unlocked_key)
+    ks.save(loaded)
+    again = ks.load(path)
+    assert again.crypto["kdfparams"]["n"] == 1 << 15 and again.addresses[-1] == "pdev1ccc"
+    assert again.unlock(LEGACY_PASSPHRASE) == secret
+
+
+@pytest.mark.parametrize("n", [1 << 15, 1 << 17, 1 << 20])
+def test_load_accepts_scrypt_n_up_to_2_20(wallet, n):
+    _edit(wallet.path, lambda d: d["crypto"]["kdfparams"].update(n=n))
+    assert ks.load(wallet.path).crypto["kdfparams"]["n"] == n
+
+
+@pytest.mark.parametrize("params", [
+    {"n": 1 << 21}, {"n": 1 << 24}, {"n": 1 << 17, "r": 1 << 10}, {"n": 1 << 17, "p": 1 << 20}, {"n": 3},
+    {"n": 1}, {"dklen": 32},
+])
+def test_load_refuses_scrypt_parameters_beyond_the_bounds(wallet, params):
+    _edit(wallet.path, lambda d: d["crypto"]["kdfparams"].update(params))
+    with pytest.raises(KeystoreCorrupt, match="scrypt parameters out of range"):
+        ks.load(wallet.path)
+
+
+def test_create_refuses_bad_scrypt_n(tmp_path):
+    for n in (0, 3, 1 << 21):
+        with pytest.raises(ValueError, match="scrypt N"):
+            ks.create(tmp_path, "w", "devnet", Secret(DEVNET_MNEMONIC), "pw", scrypt_n=n)
+    assert not list(tmp_path.iterdir())
+
+
+def test_out_of_memory_is_a_keystore_error(wallet, monkeypatch):
+    class Boom:
+        def __init__(self, **kw):
+            pass
+
+        def derive(self, data):
+            raise MemoryError("Not enough memory to derive key.")
+    monkeypatch.setattr(ks, "Scrypt", Boom)
+    with pytest.raises(ks.KeystoreError, match="not enough memory for scrypt"):
+        ks.load(wallet.path).unlock("correct horse")
 
 
 @pytest.mark.parametrize("name", ["", "../x", ".hidden", "a/b", "x" * 65])
