@@ -55,7 +55,8 @@ class Node:
     def rpc(self, method, *params):
         start = time.perf_counter()
         req = urllib.request.Request(self.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                                           "params": list(params)}).encode())
+                                                           "params": list(params)}).encode(),
+                                     headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             answer = json.load(r)
         self.latencies.append(time.perf_counter() - start)

@@ -111,13 +111,13 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
     async with AsyncExitStack() as stack:
         work = ThreadPoolExecutor(2, thread_name_prefix="pouw-work")
         stack.callback(work.shutdown, wait=True)
-        blobs = BlobStore(datadir / "blobs", config.max_blob_bytes)
+        blobs = BlobStore(datadir / "blobs", config.max_blob_bytes, quota_bytes=config.blob_quota_bytes)
         chain = await stack.enter_async_context(ChainHandle.open(str(datadir / "chain"), params, events))
         jobs_store = LevelDBStore(str(datadir / "jobs"), sync=True)
         stack.callback(jobs_store.close)
         jobs = JobService(jobs_store, blobs, max_queued=config.max_jobs, clock=clock,
                           on_change=lambda job: events.emit_threadsafe(JobChanged(job)))
-        mempool = Mempool(params.chain_id, params.max_memo, lambda a: chain.snapshot.get_account(a), clock=clock)
+        mempool = Mempool(params.chain_id, params.max_memo, chain.snapshot.get_account, clock=clock)
         txs = TxIntake(mempool, events)
         templates = TemplateMaker(chain, mempool, clock=clock)
         _subscribe_mempool(events, mempool)
@@ -181,7 +181,7 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
                           # second of recovery keeps that from adding up to a ban, while invalid
                           # blocks (immediate ban) and floods (hundreds of points) still get one.
                           scoring=ScoreBook(datadir, recovery_per_second=1.0),
-                          bootstrap=[*config.bootstrap, *config.connect])
+                          bootstrap=[*config.bootstrap, *config.connect], max_blob_bytes=config.max_blob_bytes)
     try:
         await stack.enter_async_context(network)
     except (OSError, P2PError) as e:
@@ -216,10 +216,18 @@ async def _cancel(task: asyncio.Future) -> None:
 
 
 def _subscribe_mempool(events: Events, mempool: Mempool) -> None:
-    def on_tip(e: TipMoved) -> None:
+    # The mempool re-admits incrementally and yields to the loop between slices (node/mempool.py), so
+    # this handler is a coroutine; ChainHandle.submit_block awaits it before answering.
+    newest = [-1]  # chain work of the newest snapshot handed over: never go back to an older one
+
+    async def on_tip(e: TipMoved) -> None:
         mined = [t for b in e.connected for t in b.transfers]
         returned = [t for b in e.disconnected for t in b.transfers]
-        mempool.on_tip_change(mined, returned)
+        lowered = [b.coinbase.to for b in e.disconnected]  # a disconnect takes back the miner's coinbase
+        work = e.snapshot.tip.chain_work
+        accounts = e.snapshot.get_account if work > newest[0] else None
+        newest[0] = max(newest[0], work)
+        await mempool.on_tip_change(mined, returned, touched=lowered, get_account=accounts)
 
     events.subscribe(TipMoved, on_tip)
 

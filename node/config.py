@@ -175,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--metrics", choices=("true", "false"), help="serve Prometheus metrics at /metrics (default true)")
     ap.add_argument("--log-level", choices=LOG_LEVELS)
     ap.add_argument("--max-jobs", type=int, help="queued jobs the node accepts (default 64)")
+    ap.add_argument("--max-blob-bytes", type=int,
+                    help="largest matrix or product blob (default 64 MiB); bounds the largest job")
     ap.add_argument("--blob-quota-bytes", type=int,
                     help="disk for job matrices and products (default 4 GiB); unreferenced blobs are evicted beyond it")
     ap.add_argument("--rpc-allow-host", action="append",

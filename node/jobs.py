@@ -2,17 +2,42 @@
 
 A job is a pair ``(A, B)`` of int7 matrices. Its id is content-addressed
 (PROTOCOL.md section 9), so submitting the same matrices again returns the same
-job. Life cycle: ``queued -> mining -> done`` (or ``failed``; a queued job can
-be ``cancelled``). The miner multiplies the zero-padded matrices as its mining
-work for one nonce; the exact product falls out of the peel (section 7), is
-cropped to the submitted shape, checked with Freivalds' test, stored as a blob
-and reported with its evidence. Records live in a key-value store (one JSON
-value per job), matrices and products in the blob store, so jobs and results
-survive a restart; a job found ``mining`` at start-up goes back to the queue.
+job. Life cycle: ``queued -> mining -> done`` or ``failed``; a queued or mining
+job can be ``cancelled`` (a job from a peer that waits too long is cancelled
+with the error ``expired``). The miner multiplies the zero-padded matrices as
+its mining work for one nonce; the exact product falls out of the peel
+(section 7), is cropped to the submitted shape, checked with Freivalds' test,
+stored as a blob and reported with its evidence. Records live in a key-value
+store (one JSON value per job), matrices and products in the blob store, so
+jobs and results survive a restart; a job found ``mining`` at start-up goes
+back to the queue (at most ``MAX_MINING_ATTEMPTS`` times).
+
+Every limit a job can hit is checked when it is submitted (``check_shape``):
+the padded matrices (``max_elements`` entries each), the matrices' and the
+product's ``.npy`` sizes against the blob limit, and the queue. A job that
+fails later (its product cannot be stored, its matrices vanished) ends
+``failed`` with the reason; it is never left ``mining``.
+
+Where a job came from is its ``origin``: ``"local"`` (RPC) or the id of the
+peer that announced it. Jobs from peers are bounded: ``MAX_JOBS_PER_PEER``
+waiting per peer, and all of them together leave ``local_reserve`` slots of
+``max_queued`` to local submissions; they expire after ``PEER_JOB_TTL``
+seconds queued.
+
+Which blobs a live job references (the blob store evicts only the others,
+``referenced_blobs``): A and B of a queued or mining job; the product of a
+done local job; the product of a done peer job for ``PEER_RESULT_KEEP``
+seconds after it finished (its submitter fetches it from us). Nothing else:
+matrices of done, failed and cancelled jobs may be evicted, and the matrices
+of a peer's job that ends failed or cancelled are deleted at once.
+
+Locking: one ``RLock`` guards the records; the blob store is never called
+while it is held (the store calls ``referenced_blobs`` under its own lock).
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import io
 import json
@@ -26,12 +51,13 @@ from enum import StrEnum
 import numpy as np
 
 from kernels.base import Prepared, prepare
+from pouw.errors import InvalidMatrixError
 from pouw.hashing import H
 from pouw.jobs import FREIVALDS_MODULUS, compute_job_id, freivalds_vector, matvec_mod_p, product_hash
-from pouw.matrix import pad_pair
+from pouw.matrix import pad_pair, padded_shape
 
 from . import schema
-from .blobs import BlobStore, encode_npy, load_matrix
+from .blobs import BlobError, BlobStore, encode_npy, load_matrix, npy_header_size, npy_size
 from .store import KeyValueStore, WriteBatch
 
 
@@ -49,11 +75,25 @@ QUEUED, MINING, DONE, FAILED, CANCELLED = (JobStatus.QUEUED, JobStatus.MINING, J
                                            JobStatus.CANCELLED)
 STATUSES = tuple(JobStatus)
 WAITING = (QUEUED, MINING)
-"""Statuses of a job whose product does not exist yet."""
+"""Statuses of a job whose product does not exist yet (the non-final ones)."""
+LOCAL = "local"
+"""The ``origin`` of a job submitted on this node."""
 DEFAULT_MAX_QUEUED = 64
 PREPARED_CACHE = 4
 DEFAULT_MAX_ELEMENTS = 4096 * 4096
 """Largest padded ``m*k`` or ``k*n`` a job may have (bytes of an int8 matrix)."""
+MAX_JOBS_PER_PEER = 8
+"""Jobs announced by one peer that may wait (queued or mining) here at once."""
+LOCAL_RESERVE_FRACTION = 4
+"""``max_queued // 4`` slots (at least one) are kept for local submissions: peers' jobs never take them."""
+PEER_JOB_TTL = 3600.0
+"""Seconds a job from a peer may stay queued before it expires (cancelled, error ``expired``)."""
+PEER_RESULT_KEEP = 24 * 3600.0
+"""Seconds the product of a done peer job stays referenced (for its submitter to fetch) before it may be evicted."""
+MAX_MINING_ATTEMPTS = 3
+"""Times a job is handed to the miner; one interrupted that often (a crash, a stop) fails instead."""
+MINING_STALE = 3600.0
+"""Seconds after which a job still ``mining`` is taken to be abandoned by its miner and queued again."""
 
 
 class JobError(Exception):
@@ -82,6 +122,10 @@ class Job:
     """Ids of blocks mined while working on this job."""
     error: str | None = None
     result: dict | None = None
+    origin: str = LOCAL
+    """``"local"`` or the id of the peer that announced the job."""
+    attempts: int = 0
+    """Times the job was handed to the miner."""
 
     def to_json(self) -> dict:
         m, k, n = self.shape
@@ -91,19 +135,23 @@ class Job:
             "shape": {"m": m, "k": k, "n": n}, "padded_shape": {"m": pm, "k": pk, "n": pn},
             "a": self.a, "b": self.b, "created": self.created, "started": self.started,
             "finished": self.finished, "blocks": list(self.blocks or []), "error": self.error,
+            "origin": self.origin,
         }
 
     def encode(self) -> bytes:
         d = self.to_json()
         d["result"] = self.result
+        d["attempts"] = self.attempts
         return json.dumps(d, sort_keys=True).encode()
 
     @classmethod
     def decode(cls, raw: bytes) -> Job:
+        """A record; one written before ``origin`` and ``attempts`` existed is a local job never mined."""
         d = json.loads(raw)
         s, p = d["shape"], d["padded_shape"]
         return cls(d["job_id"], JobStatus(d["status"]), (s["m"], s["k"], s["n"]), (p["m"], p["k"], p["n"]),
-                   d["a"], d["b"], d["created"], d["started"], d["finished"], d["blocks"], d["error"], d["result"])
+                   d["a"], d["b"], d["created"], d["started"], d["finished"], d["blocks"], d["error"], d["result"],
+                   d.get("origin", LOCAL), d.get("attempts", 0))
 
 
 def freivalds_evidence(a: np.ndarray, b: np.ndarray, c: np.ndarray, job_id: bytes) -> dict:
@@ -128,11 +176,62 @@ def freivalds_evidence(a: np.ndarray, b: np.ndarray, c: np.ndarray, job_id: byte
     }
 
 
+def max_product_entries(max_blob_bytes: int) -> int:
+    """Most entries ``m*n`` a job's product may have: its int32 ``.npy`` must fit one blob."""
+    return max(0, (max_blob_bytes - npy_header_size((1, 1), np.int32)) // 4)
+
+
+def check_job_shape(m: int, k: int, n: int, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                    max_blob_bytes: int) -> tuple[int, int, int]:
+    """The padded shape of an ``m x k`` by ``k x n`` job if this node can run it; else raise ``JobError``.
+
+    ``invalid``: the shape breaks the protocol's shape rules even padded.
+    ``too-large``: it breaks this node's limits: each padded matrix at most
+    ``max_elements`` entries, A and B at most ``max_blob_bytes`` as ``.npy``,
+    and the int32 product at most ``max_blob_bytes`` as ``.npy``
+    (``m*n <= max_product_entries(max_blob_bytes)``).
+    """
+    try:
+        pm, pk, pn = padded_shape(m, k, n)
+    except InvalidMatrixError as e:
+        raise JobError("invalid", f"shape {m}x{k}x{n}: {e}") from None
+    if pm * pk > max_elements or pk * pn > max_elements:
+        raise JobError("too-large", f"padded shape {pm}x{pk}x{pn} exceeds the node's limit of {max_elements} "
+                       f"entries per padded matrix (padded m*k = {pm * pk}, k*n = {pk * pn})")
+    for name, shape in (("A", (m, k)), ("B", (k, n))):
+        size = npy_size(shape, np.int8)
+        if size > max_blob_bytes:
+            raise JobError("too-large", f"{name} ({shape[0]}x{shape[1]} int8) is {size} bytes as .npy, over the "
+                           f"blob limit of {max_blob_bytes} bytes")
+    size = npy_size((m, n), np.int32)
+    if size > max_blob_bytes:
+        raise JobError("too-large", f"the product of a {m}x{k}x{n} job ({m}x{n} int32) is {size} bytes as .npy, "
+                       f"over the blob limit of {max_blob_bytes} bytes: m*n may be at most "
+                       f"{max_product_entries(max_blob_bytes)} entries, found {m * n}")
+    return pm, pk, pn
+
+
+def check_matrix_shape(rows: int, cols: int, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                       max_blob_bytes: int) -> None:
+    """Raise ``JobError`` unless a ``rows x cols`` matrix can be A or B of some job this node runs."""
+    try:
+        check_job_shape(rows, cols, 1, max_elements=max_elements, max_blob_bytes=max_blob_bytes)
+        return
+    except JobError as e:
+        as_a = e
+    try:
+        check_job_shape(1, rows, cols, max_elements=max_elements, max_blob_bytes=max_blob_bytes)
+    except JobError as e:
+        raise JobError(as_a.kind if as_a.kind == e.kind else "too-large",
+                       f"a {rows}x{cols} matrix is too large for any job here: as A, {as_a}; as B, {e}") from None
+
+
 class JobService:
     """Job records, the queue and results. Thread-safe (the miner finishes jobs from its own thread).
 
     ``on_change(job)`` hears every change, with a copy of the record, on the
-    thread that made it.
+    thread that made it. The service tells ``blobs`` which blobs its live jobs
+    reference (``BlobStore.set_referenced``).
     """
 
     def __init__(self, store: KeyValueStore, blobs: BlobStore, *, max_queued: int = DEFAULT_MAX_QUEUED,
@@ -151,10 +250,25 @@ class JobService:
         """Matrices of the jobs being mined, so ``finish`` checks the product without reloading them."""
         for _, raw in store.iterate(schema.JOB):
             job = Job.decode(raw)
-            if job.status == MINING:  # interrupted by a stop or a crash: do it again
-                job.status, job.started = QUEUED, None
+            if job.status == MINING:  # interrupted by a stop or a crash: do it again (a few times)
+                if job.attempts >= MAX_MINING_ATTEMPTS:
+                    job.status, job.finished = FAILED, self.clock()
+                    job.error = f"interrupted {job.attempts} times while mining; not tried again"
+                else:
+                    job.status, job.started = QUEUED, None
                 self._save(job)
             self._jobs[job.job_id] = job
+        blobs.set_referenced(self.referenced_blobs)
+
+    @property
+    def local_reserve(self) -> int:
+        """Queue slots only local submissions may take."""
+        return min(self.max_queued, max(1, self.max_queued // LOCAL_RESERVE_FRACTION))
+
+    @property
+    def max_peer_jobs(self) -> int:
+        """Jobs from all peers together that may wait here."""
+        return self.max_queued - self.local_reserve
 
     # --- records -----------------------------------------------------------------------------
 
@@ -192,20 +306,119 @@ class JobService:
                 out[str(j.status)] += 1
         return out
 
+    def referenced_blobs(self) -> set[str]:
+        """Blobs live jobs still need (see the module's docstring); the blob store evicts only others."""
+        now = self.clock()
+        out: set[str] = set()
+        with self._lock:
+            for j in self._jobs.values():
+                if j.status in WAITING:
+                    out.update((j.a, j.b))
+                elif j.status == DONE and j.result is not None:
+                    if j.origin == LOCAL or now - (j.finished or 0.0) < PEER_RESULT_KEEP:
+                        out.add(j.result["c"])
+        return out
+
     def _remember(self, job_id: str, prepared: Prepared) -> None:
         """Keep the committed matrices of recent submissions, so the miner need not commit again."""
         self._prepared[job_id] = prepared
         while len(self._prepared) > PREPARED_CACHE:
             self._prepared.popitem(last=False)
 
+    def _release(self, job: Job) -> None:
+        """A job ended without a product: delete a peer job's matrices unless another live job uses them.
+
+        Call without the lock held. A local job's matrices stay until evicted
+        (its owner may submit them again).
+        """
+        if job.origin != LOCAL:
+            self.blobs.discard_unreferenced([job.a, job.b])
+
+    # --- limits ------------------------------------------------------------------------------
+
+    def check_shape(self, m: int, k: int, n: int) -> tuple[int, int, int]:
+        """The padded shape, if this node can run an ``m x k x n`` job; else ``JobError`` (``check_job_shape``)."""
+        return check_job_shape(m, k, n, max_elements=self.max_elements, max_blob_bytes=self.blobs.max_bytes)
+
+    def _room_error(self, origin: str) -> JobError | None:
+        """(lock held) Why a new job from ``origin`` cannot be queued now, or None."""
+        waiting = [j for j in self._jobs.values() if j.status in WAITING]
+        if len(waiting) >= self.max_queued:
+            return JobError("queue-full", f"the job queue is full ({self.max_queued} jobs waiting); try later")
+        if origin == LOCAL:
+            return None
+        from_peers = [j for j in waiting if j.origin != LOCAL]
+        if len(from_peers) >= self.max_peer_jobs:
+            return JobError("queue-full", f"{len(from_peers)} jobs from peers wait here, the most peers may have "
+                            f"({self.local_reserve} of {self.max_queued} slots are kept for local jobs)")
+        if sum(1 for j in from_peers if j.origin == origin) >= MAX_JOBS_PER_PEER:
+            return JobError("queue-full", f"{MAX_JOBS_PER_PEER} jobs from peer {origin} wait here already")
+        return None
+
+    def peer_room(self, peer: str, *, pending: int = 0, pending_peers: int = 0) -> None:
+        """Raise ``JobError("queue-full")`` unless one more job from ``peer`` could be queued now.
+
+        ``pending``: jobs from ``peer`` being fetched (not queued yet);
+        ``pending_peers``: jobs from all peers being fetched. Both count as queued.
+        """
+        self.expire()
+        with self._lock:
+            error = self._room_error(peer)
+            waiting = [j for j in self._jobs.values() if j.status in WAITING]
+        if error is None:
+            mine = sum(1 for j in waiting if j.origin == peer) + pending
+            peers = sum(1 for j in waiting if j.origin != LOCAL) + pending_peers
+            if mine >= MAX_JOBS_PER_PEER:
+                error = JobError("queue-full", f"peer {peer} has {mine} jobs waiting or being fetched here, "
+                                 f"the most one peer may have ({MAX_JOBS_PER_PEER})")
+            elif peers >= self.max_peer_jobs or len(waiting) + pending_peers >= self.max_queued:
+                error = JobError("queue-full", f"{peers} jobs from peers wait or are being fetched here, the most "
+                                 f"peers may have ({self.max_peer_jobs})")
+        if error is not None:
+            raise error
+
+    def expire(self) -> builtins.list[Job]:
+        """Cancel the jobs from peers queued for more than ``PEER_JOB_TTL`` seconds; those expired."""
+        now = self.clock()
+        out: builtins.list[Job] = []
+        with self._lock:
+            for job in self._jobs.values():
+                if job.status == QUEUED and job.origin != LOCAL and now - job.created > PEER_JOB_TTL:
+                    job.status, job.finished = CANCELLED, now
+                    job.error = f"expired: queued for more than {PEER_JOB_TTL:g} s without being mined"
+                    self._prepared.pop(job.job_id, None)
+                    self._changed(job)
+                    out.append(job)
+        for job in out:
+            self._release(job)
+        return out
+
     # --- submission --------------------------------------------------------------------------
 
-    def submit(self, a_blob: str, b_blob: str, matrices: tuple[np.ndarray, np.ndarray] | None = None) -> Job:
+    def submit(self, a_blob: str, b_blob: str, matrices: tuple[np.ndarray, np.ndarray] | None = None, *,
+               origin: str = LOCAL, job_id: str | None = None) -> Job:
         """Create (or find) the job of two stored matrices; raise ``JobError`` or ``BlobError``.
 
         ``matrices``: the blobs already parsed with ``load_matrix`` (the RPC did
         it while storing them), so they are not read and parsed again.
+        ``origin``: ``"local"`` or the announcing peer's id (its limits apply).
+        ``job_id``: the id the matrices must give (a peer's announcement); a
+        different one is ``JobError("mismatch")`` and nothing is queued.
+
+        Every limit is checked here, from the blobs' headers before the
+        matrices are read: shape, sizes, the queue.
         """
+        for digest in (a_blob, b_blob):
+            self.blobs.touch(digest)  # in use now: not evicted while the job is made
+        if matrices is None:
+            shape_a, shape_b = self.blobs.header(a_blob).shape, self.blobs.header(b_blob).shape
+        else:
+            shape_a, shape_b = matrices[0].shape, matrices[1].shape
+        if len(shape_a) == 2 and len(shape_b) == 2:
+            if shape_a[1] != shape_b[0]:
+                raise JobError("invalid", f"inner dimensions differ: A is {shape_a[0]}x{shape_a[1]}, "
+                               f"B is {shape_b[0]}x{shape_b[1]}")
+            self.check_shape(shape_a[0], shape_a[1], shape_b[1])
         if matrices is None:
             a = load_matrix(self.blobs.get(a_blob), "A")
             b = load_matrix(self.blobs.get(b_blob), "B")
@@ -214,52 +427,68 @@ class JobService:
         if a.shape[1] != b.shape[0]:
             raise JobError("invalid", f"inner dimensions differ: A is {a.shape[0]}x{a.shape[1]}, "
                            f"B is {b.shape[0]}x{b.shape[1]}")
-        pa, pb = pad_pair(a, b)
-        pm, pk = pa.shape
-        pn = pb.shape[1]
-        if pm * pk > self.max_elements or pk * pn > self.max_elements:
-            raise JobError("too-large", f"padded shape {pm}x{pk}x{pn} exceeds the node's limit of "
-                           f"{self.max_elements} entries per matrix")
-        prepared = prepare(pa, pb)
-        c = prepared.commitment
         m, k = a.shape
         n = b.shape[1]
-        job_id = compute_job_id(m, k, n, c.root_a, c.root_b).hex()
+        pm, pk, pn = self.check_shape(m, k, n)
+        pa, pb = pad_pair(a, b)
+        prepared = prepare(pa, pb)
+        c = prepared.commitment
+        computed = compute_job_id(m, k, n, c.root_a, c.root_b).hex()
+        if job_id is not None and computed != job_id:
+            raise JobError("mismatch", f"the matrices give job {computed}, not the announced {job_id}")
+        self.expire()
         with self._lock:
-            existing = self._jobs.get(job_id)
-            if existing is not None and existing.status != CANCELLED:
+            existing = self._jobs.get(computed)
+            if existing is not None and existing.status not in (CANCELLED, FAILED):
                 return existing
-            queued = sum(1 for j in self._jobs.values() if j.status in WAITING)
-            if queued >= self.max_queued:
-                raise JobError("queue-full", f"the job queue is full ({self.max_queued} jobs waiting); try later")
-            job = Job(job_id, QUEUED, (m, k, n), (pm, pk, pn), a_blob, b_blob, self.clock(), blocks=[])
-            self._jobs[job_id] = job
-            self._remember(job_id, prepared)
+            error = self._room_error(origin)
+            if error is not None:
+                raise error
+            job = Job(computed, QUEUED, (m, k, n), (pm, pk, pn), a_blob, b_blob, self.clock(), blocks=[],
+                      origin=origin)
+            self._jobs[computed] = job
+            self._remember(computed, prepared)
             self._changed(job)
             return job
 
     def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or mining job (a mining one stays cancelled when its miner returns)."""
         with self._lock:
             job = self.get(job_id)
-            if job.status != QUEUED:
-                raise JobError("cannot-cancel", f"job {job_id} is {job.status}; only a queued job can be cancelled")
+            if job.status not in WAITING:
+                raise JobError("cannot-cancel", f"job {job_id} is {job.status}; only a queued or mining job "
+                               "can be cancelled")
             job.status, job.finished = CANCELLED, self.clock()
+            self._mining.pop(job_id, None)
+            self._prepared.pop(job_id, None)
             self._changed(job)
-            return job
+            out = copy.copy(job)
+        self._release(job)
+        return out
 
     # --- the miner's side --------------------------------------------------------------------
 
     def take_next(self) -> tuple[Job, Prepared] | None:
         """Mark the oldest queued job as mining and return it with its padded, committed matrices."""
-        with self._lock:
-            queued = [j for j in self._jobs.values() if j.status == QUEUED]
-            if not queued:
-                return None
-            job = min(queued, key=lambda j: j.created)
-            job.status, job.started = MINING, self.clock()
-            self._changed(job)
-        with self._lock:
-            prepared = self._prepared.pop(job.job_id, None)
+        self.expire()
+        now = self.clock()
+        while True:
+            with self._lock:
+                for stale in self._jobs.values():  # a miner that never finished (its round was cancelled)
+                    if stale.status == MINING and now - (stale.started or now) > MINING_STALE:
+                        stale.status, stale.started = QUEUED, None
+                        self._mining.pop(stale.job_id, None)
+                        self._changed(stale)
+                queued = [j for j in self._jobs.values() if j.status == QUEUED]
+                if not queued:
+                    return None
+                job = min(queued, key=lambda j: j.created)
+                if job.attempts < MAX_MINING_ATTEMPTS:
+                    job.status, job.started, job.attempts = MINING, now, job.attempts + 1
+                    self._changed(job)
+                    prepared = self._prepared.pop(job.job_id, None)
+                    break
+            self.fail(job.job_id, f"handed to the miner {job.attempts} times without a result; not tried again")
         if prepared is None:
             try:  # after a restart: reload, pad and commit again
                 a = load_matrix(self.blobs.get(job.a), "A")
@@ -269,6 +498,8 @@ class JobService:
                 self.fail(job.job_id, f"cannot load the matrices: {e}")
                 return None
         with self._lock:
+            if job.status != MINING:  # cancelled meanwhile
+                return None
             self._mining[job.job_id] = prepared
         return job, prepared
 
@@ -281,30 +512,52 @@ class JobService:
     def finish(self, job_id: str, product: np.ndarray, *, from_peer: bool = False) -> Job:
         """Crop the padded product, check it with Freivalds, store it; mark the job done (or failed).
 
-        ``from_peer``: the product came from another node; one that fails the
-        check raises ``JobError`` and leaves the job as it was.
+        A job no longer waiting (cancelled, or finished by a peer's product) is
+        left as it is. From the miner (``from_peer`` false) this never leaves
+        the job waiting: whatever goes wrong (the check, storing the product)
+        fails it with the reason. ``from_peer``: the product came from another
+        node; one that is wrong raises ``JobError("invalid")``, one that cannot
+        be stored ``JobError("no-space")``, and the job stays as it was.
         """
         job = self.get(job_id)
-        if job.status not in WAITING:  # finished meanwhile (a peer's product came first), or cancelled
-            return job
-        m, k, n = job.shape
-        c = np.ascontiguousarray(product[:m, :n], dtype=np.int32)
         with self._lock:
+            if job.status not in WAITING:
+                if not from_peer:
+                    self._mining.pop(job_id, None)
+                return job
             prepared = self._mining.pop(job_id, None) if not from_peer else self._mining.get(job_id)
-        if prepared is not None:  # the padded matrices the miner multiplied: crop, do not reload
-            a, b = prepared.a[:m, :k], prepared.b[:k, :n]
-        else:
-            a = load_matrix(self.blobs.get(job.a), "A")
-            b = load_matrix(self.blobs.get(job.b), "B")
-        if c.shape != (m, n):
-            raise JobError("invalid", f"product of shape {c.shape}, the job needs {(m, n)}")
-        evidence = freivalds_evidence(a, b, c, bytes.fromhex(job_id))
-        if not evidence["passed"]:
+        try:
+            m, k, n = job.shape
+            c = np.ascontiguousarray(product[:m, :n], dtype=np.int32)
+            if c.shape != (m, n):
+                raise JobError("invalid", f"product of shape {c.shape}, the job needs {(m, n)}")
+            if prepared is not None:  # the padded matrices the miner multiplied: crop, do not reload
+                a, b = prepared.a[:m, :k], prepared.b[:k, :n]
+            else:
+                a = load_matrix(self.blobs.get(job.a), "A")
+                b = load_matrix(self.blobs.get(job.b), "B")
+            evidence = freivalds_evidence(a, b, c, bytes.fromhex(job_id))
+            if not evidence["passed"]:
+                if from_peer:
+                    raise JobError("invalid", "a peer's product failed Freivalds' check")
+                return self.fail(job_id, "the recovered product failed Freivalds' check")
+            c_blob = self.blobs.put(encode_npy(c))
+        except JobError as e:
             if from_peer:
-                raise JobError("invalid", "a peer's product failed Freivalds' check")
-            return self.fail(job_id, "the recovered product failed Freivalds' check")
-        c_blob = self.blobs.put(encode_npy(c))
+                raise
+            return self.fail(job_id, str(e))
+        except BlobError as e:
+            if from_peer:
+                raise JobError("no-space" if e.kind == "no-space" else "invalid",
+                               f"cannot take the peer's product: {e}") from None
+            return self.fail(job_id, f"cannot store the product: {e}")
+        except Exception as e:  # memory, disk: the job must not stay mining
+            if from_peer:
+                raise JobError("internal", f"cannot take the peer's product: {type(e).__name__}: {e}") from None
+            return self.fail(job_id, f"cannot finish the job: {type(e).__name__}: {e}")
         with self._lock:
+            if job.status not in WAITING:  # cancelled (or finished by a peer) while the product was checked
+                return job
             job.status, job.finished = DONE, self.clock()
             job.result = {"c": c_blob, "c_blake3": evidence["c_blake3"], "freivalds": evidence,
                           "computed_by": "peer" if from_peer else "this node"}
@@ -322,9 +575,14 @@ class JobService:
         return self.finish(job_id, c, from_peer=True)
 
     def fail(self, job_id: str, error: str) -> Job:
+        """Mark a waiting job failed with ``error`` (a job already final is left as it is)."""
         with self._lock:
-            self._mining.pop(job_id, None)
             job = self.get(job_id)
+            self._mining.pop(job_id, None)
+            if job.status not in WAITING:
+                return job
             job.status, job.finished, job.error = FAILED, self.clock(), error
+            self._prepared.pop(job_id, None)
             self._changed(job)
-            return job
+        self._release(job)
+        return job

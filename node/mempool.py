@@ -4,41 +4,95 @@
   sender's next nonce on chain: a block can only take them in order.
 - Admission checks the signature, chain id and memo (``consensus.tx.validate_tx``),
   then the nonce and the balance against the chain state plus the sender's
-  earlier pending transfers.
+  earlier pending transfers. Each sender's queue keeps a running total of
+  ``amount + fee`` over its pending transfers, so admission never re-sums the
+  queue: it costs one id hash, one signature check and O(log n) bookkeeping.
 - A transfer with the nonce of a pending one replaces it only with a strictly
-  higher fee (and the balance still covering the whole queue).
-- Limits on count and bytes; when full, the transfer with the lowest fee rate
-  among the senders' last transfers (evicting it leaves no gap) makes room, or
-  the newcomer is refused if it pays less than that.
+  higher fee (and the balance still covering the whole queue with the
+  replacement). Replacement is atomic: room and balance are checked before the
+  old entry is touched; on any refusal the mempool is left as it was.
+- Limits: at most ``max_per_sender`` (``MAX_PER_SENDER``, 1,000, whatever the
+  network) pending transfers per sender (``sender-limit``), and ``max_count``
+  transfers and ``max_bytes`` encoded bytes in total. When the total is
+  reached, the transfers with the lowest fee rate among the senders' last
+  transfers (evicting those leaves no gap) make room, found through a heap of
+  the tails; the newcomer is refused (``mempool-full``) unless it pays a
+  strictly higher rate than every transfer it would evict.
 - Gossip can deliver a sender's transfers out of order. A transfer whose nonce
   leaves a gap (up to ``MAX_GAP`` ahead) is held aside, not dropped, once its
   signature checked, and admitted as soon as the gap closes (``add_or_hold``).
 - ``select`` picks transfers for a block by fee rate, respecting each sender's
-  nonce order. ``on_tip_change`` drops what got mined, takes back transfers of
-  disconnected blocks, and revalidates everything against the new state.
+  nonce order.
+
+Tip changes (``on_tip_change``) are incremental. The mempool reads accounts
+from one chain snapshot, the one of the last tip change it applied (the
+``TipMoved`` event carries it), so its queues and running totals always match
+the state they were checked against. A tip change:
+
+1. ``begin_tip_change`` (synchronous, O(transfers in the blocks)): switches to
+   the new snapshot and marks *dirty* every address the blocks touched that has
+   something here: senders and recipients of the transfers of the connected and
+   disconnected blocks, and the coinbase recipients of disconnected blocks (a
+   disconnect lowers their balance). Each dirty sender remembers its mined
+   transfers (by nonce) and its transfers taken back from disconnected blocks.
+2. Each dirty sender is then *settled*: one ``get_account``; its transfers below
+   the account's nonce leave (mined, or outdone by a competing one: dropped);
+   transfers taken back are merged in by nonce (they were checked when their
+   block was, so no signature check); the queue is walked in nonce order from
+   the account's nonce, recomputing the running total, and everything from the
+   first gap, the first transfer the balance no longer covers, or the
+   per-sender limit on is dropped. Held transfers of the sender that the block
+   made stale are dropped and those it made contiguous are admitted.
+   Untouched senders are not looked at: the work is proportional to what the
+   blocks touched (their transfers plus the queues of the senders involved,
+   at most ``max_per_sender`` each), not to the mempool's size.
+
+The event loop stays responsive because settling is sliced: ``on_tip_change``
+is a coroutine that settles dirty senders for at most ``slice_seconds``
+(``TIP_SLICE_SECONDS``) and then yields to the loop (``await asyncio.sleep(0)``)
+before the next slice. While it yields, other callers see a consistent pool:
+``add``, ``add_or_hold`` and ``pending_nonce`` settle a dirty sender first
+(bounded by the per-sender limit), ``select`` leaves dirty senders out of a
+template until they are settled, and two overlapping tip changes share one
+dirty set (the later snapshot wins). Until its sender is settled, a mined
+transfer can still show in ``entries``/``get``; ``ChainHandle.submit_block``
+awaits the whole re-admission before it returns, so a ``generatetoaddress``
+or ``submitblock`` answer comes after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
+from consensus.address import compute_address
 from consensus.codec import encode_tx
 from consensus.errors import BadNonce, InsufficientBalance, InvalidTx
-from consensus.tx import compute_tx_id, get_sender, validate_tx
+from consensus.tx import compute_tx_id, validate_tx
 from consensus.types import Account, Tx
 
 DEFAULT_MAX_COUNT = 50_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_PER_SENDER = 1_000
+"""Pending transfers one sender may have (the same on every network)."""
 MAX_GAP = 64
 """How far ahead of a sender's next nonce a held transfer may be."""
 MAX_HELD = 10_000
 """Transfers held for a gap to close, across all senders (oldest dropped first)."""
+TIP_SLICE_SECONDS = 0.005
+"""Longest stretch ``on_tip_change`` runs before it yields to the event loop."""
 
 
 class MempoolError(Exception):
-    """A transfer was refused; ``reason`` is a short stable identifier."""
+    """A transfer was refused; ``reason`` is a short stable identifier.
+
+    Reasons: ``duplicate``, ``replacement-fee-too-low``, ``sender-limit``,
+    ``mempool-full``.
+    """
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -62,10 +116,59 @@ class Entry:
     def nonce(self) -> int:
         return self.tx.body.nonce
 
+    @property
+    def cost(self) -> int:
+        """What it takes from the sender's balance: ``amount + fee``."""
+        return self.tx.body.amount + self.tx.body.fee
 
-def _rate_less(a: Entry, b: Entry) -> bool:
-    """Fee rate of ``a`` below that of ``b`` (exact: cross-multiplied)."""
-    return a.fee * b.size < b.fee * a.size
+
+def _rate_key(e: Entry) -> int:
+    """An integer that orders entries exactly by fee rate (``fee / size``).
+
+    Two different rates of sizes below 2**32 differ by at least
+    ``1 / (size_a * size_b)``, which the 64 fraction bits keep apart.
+    """
+    return (e.fee << 64) // e.size
+
+
+@lru_cache(maxsize=1 << 16)
+def _address_of(pubkey: bytes) -> bytes:
+    """A sender's address from its public key (cached: blocks name pending senders again and again)."""
+    return compute_address(pubkey)
+
+
+class _Queue:
+    """One sender's pending transfers: nonces ``first .. first + len - 1``, and their total cost."""
+
+    __slots__ = ("first", "entries", "spent")
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.entries: dict[int, Entry] = {}
+        self.spent = 0
+        """Sum of ``amount + fee`` over ``entries``."""
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def next_nonce(self) -> int:
+        return self.first + len(self.entries)
+
+    def tail(self) -> Entry:
+        return self.entries[self.first + len(self.entries) - 1]
+
+
+@dataclass
+class _Change:
+    """What a tip change did to one sender, kept until the sender is settled."""
+
+    mined: dict[int, Tx] = field(default_factory=dict)
+    returned: list[Tx] = field(default_factory=list)
+
+
+_Tail = tuple[int, int, Entry]
+"""A heap item: (rate key, sequence number, entry); valid while the entry is its sender's last."""
 
 
 class Mempool:
@@ -73,15 +176,23 @@ class Mempool:
 
     def __init__(self, chain_id: int, max_memo: int, get_account: Callable[[bytes], Account], *,
                  max_count: int = DEFAULT_MAX_COUNT, max_bytes: int = DEFAULT_MAX_BYTES,
+                 max_per_sender: int = MAX_PER_SENDER, slice_seconds: float = TIP_SLICE_SECONDS,
                  clock: Callable[[], float] | None = None) -> None:
         self.chain_id = chain_id
         self.max_memo = max_memo
         self.get_account = get_account
+        """Accounts as of the chain state the pool was last checked against (replaced by tip changes)."""
         self.max_count = max_count
         self.max_bytes = max_bytes
+        self.max_per_sender = max_per_sender
+        self.slice_seconds = slice_seconds
         self._clock = clock or (lambda: 0.0)
         self._by_id: dict[bytes, Entry] = {}
-        self._by_sender: dict[bytes, dict[int, Entry]] = {}
+        self._queues: dict[bytes, _Queue] = {}
+        self._tails: list[_Tail] = []
+        self._seq = 0
+        self._dirty: dict[bytes, _Change] = {}
+        self._dropped: list[Tx] = []
         self._held: dict[bytes, dict[int, Tx]] = {}
         self._held_count = 0
         self.bytes = 0
@@ -100,9 +211,23 @@ class Mempool:
 
     def pending_nonce(self, sender: bytes) -> int:
         """The nonce the sender's next transfer should carry, counting pending ones."""
-        queue = self._by_sender.get(sender)
-        base = self.get_account(sender).nonce
-        return base + len(queue) if queue else base
+        if sender in self._dirty:
+            self._settle(sender)
+        queue = self._queues.get(sender)
+        return queue.next_nonce if queue is not None else self.get_account(sender).nonce
+
+    def pending_cost(self, sender: bytes) -> int:
+        """Sum of ``amount + fee`` over the sender's pending transfers (the running total)."""
+        queue = self._queues.get(sender)
+        return queue.spent if queue is not None else 0
+
+    def pending_count(self, sender: bytes) -> int:
+        queue = self._queues.get(sender)
+        return len(queue) if queue is not None else 0
+
+    def settling(self) -> int:
+        """Senders a tip change touched that are not revalidated yet."""
+        return len(self._dirty)
 
     # --- admission ---------------------------------------------------------------------------
 
@@ -110,40 +235,52 @@ class Mempool:
         """Admit ``tx`` or raise ``MempoolError`` (or the consensus ``InvalidTx``) saying why.
 
         ``verified``: the stateless checks (signature, chain id, memo) already
-        passed, as for transfers re-admitted after a tip change.
+        passed, as for held transfers whose gap closed. On a refusal nothing
+        changed (a pending transfer it would have replaced stays).
         """
         tx_id = compute_tx_id(tx)
         if tx_id in self._by_id:
             raise MempoolError("duplicate", f"transaction {tx_id.hex()} is already in the mempool")
         if not verified:
             validate_tx(tx, self.chain_id, self.max_memo)
-        sender = get_sender(tx)
+        body = tx.body
+        sender = _address_of(body.pubkey)
+        if sender in self._dirty:
+            self._settle(sender)
         account = self.get_account(sender)
-        queue = self._by_sender.get(sender, {})
-        nonce = tx.body.nonce
-        next_nonce = account.nonce + len(queue)
+        queue = self._queues.get(sender)
+        nonce = body.nonce
+        next_nonce = queue.next_nonce if queue is not None else account.nonce
         if nonce < account.nonce:
             raise BadNonce(f"nonce {nonce} already used: the sender's next nonce is {account.nonce}",
                            account.nonce, nonce)
         if nonce > next_nonce:
             raise BadNonce(f"nonce {nonce} leaves a gap: the sender's next nonce is {next_nonce}", next_nonce, nonce)
-        replaced = queue.get(nonce)
-        if replaced is not None and tx.body.fee <= replaced.fee:
+        replaced = queue.entries.get(nonce) if queue is not None else None
+        if replaced is not None and body.fee <= replaced.fee:
             raise MempoolError("replacement-fee-too-low",
                                f"a transfer with nonce {nonce} is pending with fee {replaced.fee}; "
-                               f"a replacement must pay more, found {tx.body.fee}")
-        spent = sum(e.tx.body.amount + e.fee for n, e in queue.items() if n != nonce)
-        if account.balance < spent + tx.body.amount + tx.body.fee:
+                               f"a replacement must pay more, found {body.fee}")
+        if replaced is None and queue is not None and len(queue) >= self.max_per_sender:
+            raise MempoolError("sender-limit",
+                               f"the sender has {len(queue)} transfers pending, the most one sender may have "
+                               f"({self.max_per_sender}); wait for a block, or replace one (same nonce, higher fee)")
+        spent = 0 if queue is None else queue.spent - (replaced.cost if replaced is not None else 0)
+        if account.balance < spent + body.amount + body.fee:
             raise InsufficientBalance(
                 f"balance {account.balance} does not cover pending transfers ({spent}) plus "
-                f"amount + fee ({tx.body.amount + tx.body.fee})")
-        size = len(encode_tx(tx))
-        entry = Entry(tx, tx_id, sender, size, self._clock())
+                f"amount + fee ({body.amount + body.fee})")
+        entry = Entry(tx, tx_id, sender, len(encode_tx(tx)), self._clock())
+        victims = self._plan_room(entry, replaced)
+        # Everything is checked: from here on nothing raises.
+        for victim in victims:
+            self._evict_tail(victim)
+        if queue is None:
+            queue = self._queues[sender] = _Queue(nonce)
         if replaced is not None:
-            self._remove(replaced)
-            # Later transfers of this sender stay: the replacement takes the same place.
-        self._make_room(entry)
-        self._insert(entry)
+            self._replace(queue, replaced, entry)  # later transfers stay: the replacement takes the same place
+        else:
+            self._append(queue, entry)
         return entry
 
     def add_or_hold(self, tx: Tx) -> list[Entry]:
@@ -156,7 +293,7 @@ class Mempool:
         try:
             admitted = [self.add(tx)]
         except BadNonce:
-            sender = get_sender(tx)
+            sender = _address_of(tx.body.pubkey)
             gap = tx.body.nonce - self.pending_nonce(sender)
             if not 0 < gap <= MAX_GAP:
                 raise
@@ -197,97 +334,296 @@ class Mempool:
     def held_count(self) -> int:
         return self._held_count
 
-    def _make_room(self, entry: Entry) -> None:
-        while len(self._by_id) + 1 > self.max_count or self.bytes + entry.size > self.max_bytes:
-            victim = self._cheapest_tail(exclude=entry.sender)
-            if victim is None or not _rate_less(victim, entry):
-                raise MempoolError("mempool-full", "the mempool is full and this transfer's fee rate is too low "
-                                   "to replace any pending one")
-            self._remove(victim)
+    # --- room: the heap of tails -------------------------------------------------------------
 
-    def _cheapest_tail(self, exclude: bytes) -> Entry | None:
-        worst = None
-        for sender, queue in self._by_sender.items():
-            if sender == exclude or not queue:
+    def _plan_room(self, entry: Entry, replaced: Entry | None) -> list[Entry]:
+        """The tails to evict so that ``entry`` fits (in place of ``replaced``); raise if it cannot.
+
+        Changes nothing but the order of the heap: popped items are pushed back.
+        """
+        count = len(self._by_id) + (0 if replaced is not None else 1)
+        size = self.bytes + entry.size - (replaced.size if replaced is not None else 0)
+        if count <= self.max_count and size <= self.max_bytes:
+            return []
+        if entry.size > self.max_bytes:
+            raise MempoolError("mempool-full", f"the transfer ({entry.size} bytes) is larger than the mempool "
+                                               f"({self.max_bytes} bytes)")
+        key = _rate_key(entry)
+        victims: list[Entry] = []
+        planned: dict[bytes, int] = {}
+        keep: list[_Tail] = []  # popped items that stay valid if the plan is given up
+        try:
+            while count > self.max_count or size > self.max_bytes:
+                item = self._pop_tail(planned, exclude=entry.sender, keep=keep)
+                if item is None or item[0] >= key:
+                    if item is not None:
+                        keep.append(item)
+                    full = "count" if count > self.max_count else "bytes"
+                    lowest = "none" if item is None else f"{item[2].fee}/{item[2].size} per byte"
+                    raise MempoolError(
+                        "mempool-full",
+                        f"the mempool is full ({full}: {len(self._by_id)} of {self.max_count} transfers, "
+                        f"{self.bytes} of {self.max_bytes} bytes) and this transfer's fee rate "
+                        f"({entry.fee}/{entry.size} per byte) does not beat the lowest evictable one ({lowest})")
+                victim = item[2]
+                keep.append(item)
+                victims.append(victim)
+                count -= 1
+                size -= victim.size
+                planned[victim.sender] = done = planned.get(victim.sender, 0) + 1
+                queue = self._queues[victim.sender]
+                if len(queue) > done:  # the sender's next-to-last becomes a candidate (no rebuild meanwhile)
+                    after = queue.entries[queue.first + len(queue) - 1 - done]
+                    self._seq += 1
+                    heapq.heappush(self._tails, (_rate_key(after), self._seq, after))
+        except MempoolError:
+            for item in keep:
+                heapq.heappush(self._tails, item)
+            raise
+        evicted = {id(v) for v in victims}
+        for item in keep:
+            if id(item[2]) not in evicted:
+                heapq.heappush(self._tails, item)
+        return victims
+
+    def _pop_tail(self, planned: dict[bytes, int], *, exclude: bytes | None = None,
+                  keep: list[_Tail] | None = None) -> _Tail | None:
+        """Pop the lowest-rate tail, as if ``planned[s]`` more of each sender's last were gone."""
+        tails = self._tails
+        while tails:
+            item = heapq.heappop(tails)
+            e = item[2]
+            queue = self._queues.get(e.sender)
+            if queue is None or queue.entries.get(e.nonce) is not e:
+                continue  # stale
+            if e.nonce != queue.first + len(queue) - 1 - planned.get(e.sender, 0):
+                continue  # not the (planned) last any more: a newer item stands for the sender
+            if e.sender == exclude:
+                if keep is not None:
+                    keep.append(item)
                 continue
-            tail = queue[max(queue)]
-            if worst is None or _rate_less(tail, worst):
-                worst = tail
-        return worst
+            return item
+        return None
 
-    def _insert(self, entry: Entry) -> None:
+    def _push_tail(self, entry: Entry) -> None:
+        self._seq += 1
+        heapq.heappush(self._tails, (_rate_key(entry), self._seq, entry))
+        if len(self._tails) > 2 * len(self._queues) + 1024:
+            self._rebuild_tails()
+
+    def _rebuild_tails(self) -> None:
+        items = []
+        for queue in self._queues.values():
+            self._seq += 1
+            tail = queue.tail()
+            items.append((_rate_key(tail), self._seq, tail))
+        heapq.heapify(items)
+        self._tails = items
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def _index(self, entry: Entry) -> None:
         self._by_id[entry.tx_id] = entry
-        self._by_sender.setdefault(entry.sender, {})[entry.nonce] = entry
         self.bytes += entry.size
 
-    def _remove(self, entry: Entry) -> None:
+    def _unindex(self, entry: Entry) -> None:
         del self._by_id[entry.tx_id]
-        queue = self._by_sender[entry.sender]
-        del queue[entry.nonce]
-        if not queue:
-            del self._by_sender[entry.sender]
         self.bytes -= entry.size
+
+    def _append(self, queue: _Queue, entry: Entry) -> None:
+        queue.entries[entry.nonce] = entry
+        queue.spent += entry.cost
+        self._index(entry)
+        self._push_tail(entry)
+
+    def _replace(self, queue: _Queue, old: Entry, new: Entry) -> None:
+        queue.entries[new.nonce] = new
+        queue.spent += new.cost - old.cost
+        self._unindex(old)
+        self._index(new)
+        if new.nonce == queue.next_nonce - 1:
+            self._push_tail(new)
+
+    def _evict_tail(self, entry: Entry) -> None:
+        queue = self._queues[entry.sender]
+        del queue.entries[entry.nonce]
+        queue.spent -= entry.cost
+        self._unindex(entry)
+        if queue.entries:
+            self._push_tail(queue.tail())
+        else:
+            del self._queues[entry.sender]
+
+    def _shrink(self) -> None:
+        """Evict the lowest-rate tails until the totals fit (after transfers were taken back)."""
+        while len(self._by_id) > self.max_count or self.bytes > self.max_bytes:
+            item = self._pop_tail({})
+            if item is None:
+                break
+            self._evict_tail(item[2])
+            self._dropped.append(item[2].tx)
 
     # --- block building ----------------------------------------------------------------------
 
     def select(self, max_count: int, max_bytes: int) -> list[Tx]:
-        """Transfers for a block: highest fee rate first, each sender's in nonce order."""
-        heads: list[tuple[float, int, int, bytes]] = []
+        """Transfers for a block: highest fee rate first, each sender's in nonce order.
+
+        Senders a tip change touched and that are not settled yet are left out.
+        """
+        heads: list[tuple[int, int, Entry]] = []
         order = 0
-        for sender, queue in self._by_sender.items():
-            first = queue[min(queue)]
-            heapq.heappush(heads, (-first.fee / first.size, order, first.nonce, sender))
+        for sender, queue in self._queues.items():
+            if sender in self._dirty:
+                continue
+            first = queue.entries[queue.first]
+            heads.append((-_rate_key(first), order, first))
             order += 1
+        heapq.heapify(heads)
         chosen: list[Tx] = []
         used = 0
         while heads and len(chosen) < max_count:
-            _, _, nonce, sender = heapq.heappop(heads)
-            entry = self._by_sender[sender][nonce]
+            _, _, entry = heapq.heappop(heads)
             if used + entry.size > max_bytes:
                 continue  # this sender's later transfers cannot go before this one
             chosen.append(entry.tx)
             used += entry.size
-            nxt = self._by_sender[sender].get(nonce + 1)
+            nxt = self._queues[entry.sender].entries.get(entry.nonce + 1)
             if nxt is not None:
-                heapq.heappush(heads, (-nxt.fee / nxt.size, order, nxt.nonce, sender))
+                heapq.heappush(heads, (-_rate_key(nxt), order, nxt))
                 order += 1
         return chosen
 
     # --- chain updates -----------------------------------------------------------------------
 
-    def on_tip_change(self, mined: Iterable[Tx], returned: Iterable[Tx]) -> list[Tx]:
-        """Drop transfers that got mined, take back those of disconnected blocks, revalidate all.
+    async def on_tip_change(self, mined: Iterable[Tx], returned: Iterable[Tx], *, touched: Iterable[bytes] = (),
+                            get_account: Callable[[bytes], Account] | None = None) -> list[Tx]:
+        """Drop transfers that got mined, take back those of disconnected blocks, revalidate touched senders.
 
         ``mined``: transfers of the newly connected blocks; ``returned``: those of
-        disconnected blocks. Returns the transfers dropped as no longer valid.
+        disconnected blocks; ``touched``: other addresses whose balance may have
+        dropped (the coinbase recipients of disconnected blocks);
+        ``get_account``: the accounts at the new tip. Yields to the event loop
+        every ``slice_seconds``. Returns the transfers dropped (no longer valid,
+        or evicted for room), mined ones not included.
         """
-        mined_ids = {compute_tx_id(t) for t in mined}
-        keep = [e.tx for e in self._by_id.values() if e.tx_id not in mined_ids]
-        times = {e.tx_id: e.time for e in self._by_id.values()}
-        by_id = {compute_tx_id(t): t for t in [*returned, *keep]}
-        candidates = [t for i, t in by_id.items() if i not in mined_ids]
-        self._by_id.clear()
-        self._by_sender.clear()
-        self.bytes = 0
-        dropped = []
-        # Re-admit in nonce order per sender so queues are rebuilt contiguously.
-        for tx in sorted(candidates, key=lambda t: (get_sender(t), t.body.nonce)):
-            try:
-                entry = self.add(tx, verified=True)
-            except (MempoolError, InvalidTx):
-                dropped.append(tx)
-                continue
-            old = times.get(entry.tx_id)
-            if old is not None:
-                self._by_id[entry.tx_id] = e = Entry(entry.tx, entry.tx_id, entry.sender, entry.size, old)
-                self._by_sender[entry.sender][entry.nonce] = e
-        for sender in list(self._held):  # a block may have closed a gap, or made held ones stale
-            base = self.get_account(sender).nonce
-            held = self._held[sender]
-            for nonce in [n for n in held if n < base]:
-                del held[nonce]
-                self._held_count -= 1
-            self._promote(sender)
-            if sender in self._held and not self._held[sender]:
-                del self._held[sender]
+        self.begin_tip_change(mined, returned, touched=touched, get_account=get_account)
+        while self._dirty:
+            self.settle_some(self.slice_seconds)
+            if self._dirty:
+                await asyncio.sleep(0)
+        dropped, self._dropped = self._dropped, []
         return dropped
+
+    def begin_tip_change(self, mined: Iterable[Tx], returned: Iterable[Tx], *, touched: Iterable[bytes] = (),
+                         get_account: Callable[[bytes], Account] | None = None) -> None:
+        """Switch to the new chain state and mark the senders the blocks touched; settle them later."""
+        if get_account is not None:
+            self.get_account = get_account
+        dirty = self._dirty
+        queues = self._queues
+        held = self._held
+
+        def mark(address: bytes) -> _Change | None:
+            change = dirty.get(address)
+            if change is None and (address in queues or address in held):
+                change = dirty[address] = _Change()
+            return change
+
+        for tx in mined:
+            body = tx.body
+            change = mark(_address_of(body.pubkey))
+            if change is not None:
+                change.mined[body.nonce] = tx
+            mark(body.to)
+        for tx in returned:
+            body = tx.body
+            sender = _address_of(body.pubkey)
+            change = dirty.get(sender)
+            if change is None:
+                change = dirty[sender] = _Change()
+            change.returned.append(tx)
+            mark(body.to)
+        for address in touched:
+            mark(address)
+
+    def settle_some(self, seconds: float | None = None) -> int:
+        """Settle dirty senders, for about ``seconds`` at most (all of them with None); return how many."""
+        start = time.perf_counter()
+        done = 0
+        while self._dirty:
+            self._settle(next(iter(self._dirty)))
+            done += 1
+            if seconds is not None and time.perf_counter() - start >= seconds:
+                break
+        return done
+
+    def _settle(self, sender: bytes) -> None:
+        """Revalidate one sender against the current chain state (see the module docstring)."""
+        change = self._dirty.pop(sender)
+        account = self.get_account(sender)
+        base = account.nonce
+        dropped = self._dropped
+        queue = self._queues.get(sender)
+        if queue is None and change.returned:
+            queue = self._queues[sender] = _Queue(base)
+        if queue is not None:
+            entries = queue.entries
+            mined = change.mined
+            for n in range(queue.first, min(base, queue.next_nonce)):
+                e = entries.pop(n)
+                self._unindex(e)
+                if mined.get(n) != e.tx:
+                    dropped.append(e.tx)
+            end = base + self.max_per_sender
+            for tx in sorted(change.returned, key=lambda t: t.body.nonce):
+                n = tx.body.nonce
+                if n < base or n >= end:
+                    if mined.get(n) != tx:
+                        dropped.append(tx)
+                    continue
+                current = entries.get(n)
+                if current is not None and (current.tx == tx or current.fee >= tx.body.fee):
+                    if current.tx != tx:
+                        dropped.append(tx)
+                    continue
+                entry = Entry(tx, compute_tx_id(tx), sender, len(encode_tx(tx)), self._clock())
+                if current is not None:
+                    self._unindex(current)
+                    dropped.append(current.tx)
+                entries[n] = entry
+                self._index(entry)
+            # Walk in nonce order from the account's nonce: contiguous, funded, within the limit.
+            balance = account.balance
+            total = 0
+            n = base
+            while n < end:
+                at = entries.get(n)
+                if at is None:
+                    break
+                body = at.tx.body
+                if total + body.amount + body.fee > balance:
+                    break
+                total += body.amount + body.fee
+                n += 1
+            if n - base < len(entries):
+                for k in [k for k in entries if not base <= k < n]:
+                    e = entries.pop(k)
+                    self._unindex(e)
+                    dropped.append(e.tx)
+            queue.first = base
+            queue.spent = total
+            if entries:
+                self._push_tail(queue.tail())
+            else:
+                del self._queues[sender]
+        held = self._held.get(sender)
+        if held:
+            for k in [k for k in held if k < base]:
+                del held[k]
+                self._held_count -= 1
+            if held:
+                self._promote(sender)
+            else:
+                del self._held[sender]
+        if len(self._by_id) > self.max_count or self.bytes > self.max_bytes:
+            self._shrink()

@@ -10,28 +10,49 @@ Blocks and transactions that arrive by gossip are forwarded by the network's
 topic handlers; the adapter announces only what this node produced itself
 (its miner, its RPC), on hearing ``BlockAccepted``, ``TxAdmitted`` and
 ``JobChanged`` events.
+
+Jobs from peers (only while mining) are bounded before anything is fetched:
+the announced shape must fit this node's limits (``JobService.check_shape``),
+the peer's share of the queue must have room (``JobService.peer_room``,
+counting fetches in flight), and at most ``MAX_FETCHES`` fetches run at once,
+``MAX_FETCHES_PER_PEER`` per announcing peer. Each blob is fetched at most
+``npy_max_size`` of its announced shape, streamed page by page into a
+temporary file of the blob store (which reserves the space in its quota)
+while its BLAKE3 is computed, and checked as a matrix of the announced shape
+before it is renamed into place; anything wrong deletes it, and a peer that
+served something other than it announced pays ``Offence.BAD_RESPONSE``. A job
+that is not queued in the end leaves no blob behind. Peers are served one
+page per request (``get_blob_page``: one seek and read in the work pool, at
+most ``MAX_PAGE_READS`` at once).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
+from functools import partial
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from consensus.codec import decode_block, decode_tx, encode_block, encode_header, encode_tx
-from consensus.errors import BadNonce, DecodeError, InsufficientBalance, InvalidTx
+from consensus.errors import BadNonce, DecodeError, InsufficientBalance, InvalidTx, PeerFault
 from p2p.access import Intake, TxOutcome
 from p2p.network import PeerNetwork
 from p2p.protocol import JobAnnouncement, JobResultAnnouncement, blocks_page, compute_locator, decode_job_message
+from p2p.requests import BlobFetch
+from p2p.scoring import Offence
 
-from .blobs import BlobError, BlobStore
+from .blobs import BlobError, BlobStore, matrix_check, npy_max_size, product_check
 from .chain import BlockStatus, ChainService
 from .chainhandle import ChainHandle
 from .events import LOCAL_SOURCES, BlockAccepted, Events, JobChanged, TxAdmitted
 from .jobrelay import JobRelay
-from .jobs import DONE, QUEUED, WAITING, Job, JobError, JobService
+from .jobs import DONE, LOCAL, QUEUED, WAITING, Job, JobError, JobService
 from .mempool import MempoolError
 from .txintake import TxIntake
 
@@ -41,6 +62,15 @@ INTAKE_OF: dict[BlockStatus, Intake] = {
     BlockStatus.ORPHAN: Intake.ORPHAN, BlockStatus.DUPLICATE: Intake.DUPLICATE,
 }
 """The one translation of the chain's block statuses into what the network acts on."""
+MAX_FETCHES = 4
+"""Job announcements and results whose blobs are being fetched at once, from all peers together."""
+MAX_FETCHES_PER_PEER = 2
+"""Of those, the most announced by one peer; more announcements meanwhile are not taken (nor forwarded)."""
+FETCH_ATTEMPTS = 4
+"""Rounds over the peers for one blob, with a back-off of ``FETCH_BACKOFF`` seconds, doubling, between them."""
+FETCH_BACKOFF = 0.5
+MAX_PAGE_READS = 2
+"""Blob pages read for peers at once (in the work pool)."""
 
 
 def chain_locator(chain: ChainService) -> list[bytes]:
@@ -103,6 +133,9 @@ class NetAdapter:
         self.relay = relay or JobRelay()
         self.network: PeerNetwork | None = None
         self._fetching: set[str] = set()
+        self._by_peer: Counter[str] = Counter()
+        self._tasks: set[asyncio.Future] = set()
+        self._page_reads = asyncio.Semaphore(MAX_PAGE_READS)
 
     def attach(self, network: PeerNetwork, events: Events) -> None:
         """Use ``network`` for announcements and fetches; announce local blocks, transfers and results."""
@@ -139,11 +172,16 @@ class NetAdapter:
         await self._net().announce_job(job_announcement(job))
 
     async def run_relay(self, tick: float = 2.0) -> None:
-        """Re-announce waiting jobs on the relay's schedule, until cancelled."""
+        """Re-announce waiting local jobs on the relay's schedule and expire peers' old jobs, until cancelled."""
         while True:
             await asyncio.sleep(tick)
-            # A mining node's miner takes its own queue.
-            waiting = [] if self.is_mining() else [job.job_id for job in self.jobs.list(QUEUED)]
+            try:
+                await self._run_work(self.jobs.expire)  # peers' jobs queued too long
+            except Exception as e:  # the store failed; try again on the next tick
+                log.warning("expiring jobs failed: %s", e)
+            # A mining node's miner takes its own queue; jobs from peers are for their own announcers.
+            waiting = [] if self.is_mining() else [job.job_id for job in self.jobs.list(QUEUED)
+                                                    if job.origin == LOCAL]
             for job_id, round_ in self.relay.due(waiting):
                 try:
                     await self._net().announce_job(job_announcement(self.jobs.get(job_id), round_))
@@ -169,11 +207,17 @@ class NetAdapter:
     async def get_blocks(self, ids: Sequence[bytes], max_bytes: int) -> list[bytes | None]:
         return await self.chain.read(lambda c: chain_blocks(c, ids, max_bytes))
 
-    async def get_blob(self, digest_hex: str) -> bytes | None:
-        try:
-            return await self._run_work(self.blobs.get, digest_hex)
-        except BlobError:
-            return None
+    async def get_blob_page(self, digest_hex: str, offset: int, length: int) -> tuple[int, bytes] | None:
+        """``(total, bytes)`` of one page of a blob, read with one seek in the work pool; ``None`` if missing.
+
+        At most ``MAX_PAGE_READS`` run at once, so peers asking for pages
+        cannot take the whole work pool.
+        """
+        async with self._page_reads:
+            try:
+                return await self._run_work(self.blobs.read_page, digest_hex, offset, length)
+            except BlobError:
+                return None
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:
         decoded = decode_block(bytes(block))  # DecodeError is a PeerFault: the sender is punished
@@ -198,16 +242,25 @@ class NetAdapter:
         return TxOutcome(Intake.ACCEPTED)
 
     async def on_job_announcement(self, data: bytes, peer: str) -> None:
-        """A job (miners fetch its matrices and queue it) or a job's result (holders of the job take it)."""
+        """A job (miners fetch its matrices and queue it) or a job's result (holders of the job take it).
+
+        Raises ``PeerFault`` for a shape the protocol forbids (the peer is
+        penalised) and ``JobError`` for a job not taken now because of a limit
+        (the peer's share of the queue, the fetch caps: the announcement is not
+        forwarded, which keeps a flood from spreading; no penalty). A shape over
+        this node's own limits is just not taken (other nodes may take it).
+        Results are always forwarded.
+        """
         ann = decode_job_message(data)
         job_id = ann.job_id.hex()
+        job = self._held(job_id)
         if isinstance(ann, JobResultAnnouncement):
-            self._spawn_once(f"result {job_id}", self._take_result(ann, peer))
+            if job is not None and job.status in WAITING:
+                try:
+                    self._start(f"result {job_id}", peer, self._take_result(ann, job, peer))
+                except JobError as e:  # busy: the result comes again when the job is announced again
+                    log.info("job %s: result from %s not taken now: %s", job_id[:16], peer, e)
             return
-        try:
-            job = self.jobs.get(job_id)
-        except JobError:
-            job = None
         if job is not None:
             # Known already. Announced again means somebody still waits for the product: if this
             # node has it, say so again.
@@ -216,77 +269,170 @@ class NetAdapter:
                 await self._net().announce_job(job_result_announcement(job, round_))
                 log.info("job %s: result announced again for peer %s", job_id[:16], peer)
             return
-        if self.is_mining():
-            self._spawn_once(job_id, self._take_job(ann, peer))
+        if not self.is_mining():
+            return
+        try:
+            self.jobs.check_shape(ann.m, ann.k, ann.n)
+        except JobError as e:
+            if e.kind == "invalid":
+                raise PeerFault(f"job {job_id[:16]}: {e}") from None
+            log.info("announced job %s not taken: %s", job_id[:16], e)
+            return
+        if f"job {job_id}" in self._fetching:
+            return
+        self.jobs.peer_room(peer, pending=self._by_peer[peer], pending_peers=len(self._fetching))
+        self._start(f"job {job_id}", peer, self._take_job(ann, peer))
 
-    def _spawn_once(self, key: str, coro: Coroutine[Any, Any, None]) -> None:
+    def _held(self, job_id: str) -> Job | None:
+        try:
+            return self.jobs.get(job_id)
+        except JobError:
+            return None
+
+    def _start(self, key: str, peer: str, coro: Coroutine[Any, Any, None]) -> None:
+        """Run one fetch task per ``key``, within ``MAX_FETCHES`` and ``MAX_FETCHES_PER_PEER``."""
         if key in self._fetching:
             coro.close()
             return
+        if len(self._fetching) >= MAX_FETCHES or self._by_peer[peer] >= MAX_FETCHES_PER_PEER:
+            coro.close()
+            raise JobError("busy", f"{len(self._fetching)} fetches running ({self._by_peer[peer]} for peer "
+                           f"{peer}); the most are {MAX_FETCHES} ({MAX_FETCHES_PER_PEER} per peer)")
         self._fetching.add(key)
+        self._by_peer[peer] += 1
         task = asyncio.ensure_future(coro)
-        task.add_done_callback(lambda _: self._fetching.discard(key))
+        self._tasks.add(task)
 
-    async def _fetch(self, digest: str, peer: str, attempts: int = 4) -> bytes | None:
-        """A blob from the peer that relayed the announcement, else from any other peer; retried with back-off.
+        def done(t: asyncio.Future) -> None:
+            self._tasks.discard(t)
+            self._fetching.discard(key)
+            self._by_peer[peer] -= 1
+            if self._by_peer[peer] <= 0:
+                del self._by_peer[peer]
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("fetch %s from %s failed: %r", key[:24], peer, t.exception())
+
+        task.add_done_callback(done)
+
+    async def wait_fetches(self) -> None:
+        """Wait until no fetch task runs (tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _fetch(self, digest: str, announcer: str, max_size: int,
+                     check: Callable[[Path], object]) -> str | None:
+        """Stream a blob into the store, from the announcing peer, else from any other; the peer that served it.
 
         Gossip names the relaying peer, which need not hold the blob (only the
-        submitting node and miners do), and a request can time out under load.
+        submitting node and miners do), and a request can time out under load,
+        so other peers are asked and rounds are retried with back-off. At most
+        ``max_size`` bytes are fetched (a peer offering more is not asked
+        further) into a temporary file of the blob store, checked (its hash
+        while it arrives, then ``check``) before it is renamed into place. A
+        peer whose pages do not hash to the name is charged by the requester
+        and not asked again. Bytes that hash right but are not what was
+        announced (too big, not a matrix of the announced shape) make the
+        announcer pay ``BAD_RESPONSE`` if it served them, and end the fetch:
+        every peer holds the same bytes under that name. A blob that does not
+        fit the quota raises ``BlobError("no-space")``.
         """
         net = self._net()
-        delay = 0.5
-        for _ in range(attempts):
-            others = [p["id"] for p in net.peer_info() if p["id"] != peer]
-            for candidate in [peer, *others]:
+        raw = bytes.fromhex(digest)
+        max_size = min(max_size, self.blobs.max_bytes)
+        skip: set[str] = set()
+        delay = FETCH_BACKOFF
+        for attempt in range(FETCH_ATTEMPTS):
+            others = [p["id"] for p in net.peer_info() if p["id"] != announcer]
+            candidates = [c for c in [announcer, *others] if c not in skip]
+            if not candidates:
+                return None
+            for candidate in candidates:
+                writer = await self._run_work(self.blobs.writer, digest, max_size)
                 try:
-                    blob = await net.fetch_blob(digest, peers=[candidate])
-                except Exception as e:  # p2p errors of every kind: ask the next peer
-                    log.info("fetching blob %s from %s: %s", digest[:16], candidate, e)
-                    continue
-                if blob is not None:
-                    return blob
-            await asyncio.sleep(delay)
-            delay *= 2
+                    outcome = await net.requests.blob_into(candidate, raw, partial(self._run_work, writer.write),
+                                                           max_bytes=max_size)
+                    if outcome is BlobFetch.OK:
+                        try:
+                            await self._run_work(writer.commit, check)
+                        except BlobError as e:
+                            self._blame(candidate, announcer, f"blob {digest[:16]} is not what was announced: {e}")
+                            return None
+                        return candidate
+                finally:
+                    await self._run_work(writer.discard)
+                if outcome is BlobFetch.TOO_LARGE:
+                    self._blame(candidate, announcer, f"blob {digest[:16]} is over the {max_size} bytes announced")
+                    skip.add(candidate)
+                elif outcome is BlobFetch.BAD:
+                    skip.add(candidate)
+                else:
+                    log.info("fetching blob %s from %s: %s", digest[:16], candidate, outcome)
+            if attempt + 1 < FETCH_ATTEMPTS and set(candidates) - skip:
+                await asyncio.sleep(delay)
+                delay *= 2
         return None
 
-    async def _take_result(self, ann: JobResultAnnouncement, peer: str) -> None:
+    def _blame(self, server: str, announcer: str, detail: str) -> None:
+        """The announcer pays for content that is not what it announced, when it served that content itself."""
+        if server == announcer:
+            self._net().requests.punish(announcer, Offence.BAD_RESPONSE, detail)
+        else:
+            log.info("peer %s: %s", server, detail)
+
+    async def _take_result(self, ann: JobResultAnnouncement, job: Job, peer: str) -> None:
+        digest = ann.blob_c.hex()
+        m, _, n = job.shape
+        fetched = False
         try:
-            job = self.jobs.get(ann.job_id.hex())
-        except JobError:
-            return  # not a job we hold
-        if job.status not in WAITING:
-            return
-        blob = await self._fetch(ann.blob_c.hex(), peer)
-        if blob is None:
-            log.info("job %s: peer %s did not serve its product", job.job_id[:16], peer)
-            return
-        try:
-            await self._run_work(self.jobs.finish_from_peer, job.job_id, blob)
-            log.info("job %s: product from peer %s checked and stored", job.job_id[:16], peer)
-        except JobError as e:
-            log.warning("job %s: product from peer %s refused: %s", job.job_id[:16], peer, e)
+            if not self.blobs.has(digest):
+                server = await self._fetch(digest, peer, npy_max_size((m, n), np.int32), product_check((m, n)))
+                if server is None:
+                    log.info("job %s: peer %s did not serve its product", job.job_id[:16], peer)
+                    return
+                fetched = True
+            else:
+                server = peer
+            try:
+                await self._run_work(self.jobs.finish_from_peer, job.job_id, await self._run_work(self.blobs.get,
+                                                                                                  digest))
+                log.info("job %s: product from peer %s checked and stored", job.job_id[:16], peer)
+            except JobError as e:
+                log.warning("job %s: product from peer %s refused: %s", job.job_id[:16], peer, e)
+                if e.kind == "invalid" and fetched:
+                    self._blame(server, peer, f"job {job.job_id[:16]}: {e}")
+        except BlobError as e:
+            log.info("job %s: product from peer %s not taken: %s", job.job_id[:16], peer, e)
+        finally:
+            if fetched:  # kept only if it became the job's result (the same bytes)
+                await self._run_work(self.blobs.discard_unreferenced, [digest])
 
     async def _take_job(self, ann: JobAnnouncement, peer: str) -> None:
+        job_id = ann.job_id.hex()
+        fetched: list[str] = []
+        servers: set[str] = set()
         try:
-            hashes = []
-            for digest in (ann.blob_a.hex(), ann.blob_b.hex()):
-                if not self.blobs.has(digest):
-                    blob = await self._fetch(digest, peer)
-                    if blob is None:
-                        log.info("job %s: peer %s did not serve blob %s", ann.job_id.hex()[:16], peer, digest[:16])
-                        return
-                    await self._run_work(self.blobs.put, blob)
-                hashes.append(digest)
-            job = await self._run_work(self.jobs.submit, *hashes)
-            if job.job_id != ann.job_id.hex():
-                log.warning("peer %s announced job %s but its matrices give %s", peer, ann.job_id.hex()[:16],
-                            job.job_id[:16])
-                if job.status == QUEUED:
-                    await self._run_work(self.jobs.cancel, job.job_id)
-                return
+            for digest, shape, name in ((ann.blob_a.hex(), (ann.m, ann.k), "A"),
+                                        (ann.blob_b.hex(), (ann.k, ann.n), "B")):
+                if self.blobs.has(digest):
+                    continue
+                server = await self._fetch(digest, peer, npy_max_size(shape, np.int8), matrix_check(shape, name))
+                if server is None:
+                    log.info("job %s: peer %s did not serve blob %s", job_id[:16], peer, digest[:16])
+                    return
+                fetched.append(digest)
+                servers.add(server)
+            job = await self._run_work(partial(self.jobs.submit, ann.blob_a.hex(), ann.blob_b.hex(), origin=peer,
+                                               job_id=job_id))
             log.info("took job %s from peer %s", job.job_id[:16], peer)
-        except (BlobError, JobError) as e:
-            log.info("announced job %s not taken: %s", ann.job_id.hex()[:16], e)
+        except JobError as e:
+            if e.kind == "mismatch" and peer in servers:  # it served the matrices: it knew their job id
+                self._net().requests.punish(peer, Offence.BAD_RESPONSE, f"job {job_id[:16]}: {e}")
+            log.info("announced job %s not taken: %s", job_id[:16], e)
+        except BlobError as e:
+            log.info("announced job %s not taken: %s", job_id[:16], e)
+        finally:
+            if fetched:  # a job that was not queued leaves nothing behind
+                await self._run_work(self.blobs.discard_unreferenced, fetched)
 
 
 def job_announcement(job: Job, round_: int = 0) -> bytes:

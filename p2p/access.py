@@ -67,8 +67,9 @@ class ChainAccess(Protocol):
         (at least one entry); ``None`` for a block that is not stored."""
         ...
 
-    async def get_blob(self, digest_hex: str) -> bytes | None:
-        """A stored blob (job matrix or product), or ``None``."""
+    async def get_blob_page(self, digest_hex: str, offset: int, length: int) -> tuple[int, bytes] | None:
+        """``(total size, up to length bytes from offset)`` of a stored blob (job matrix or product),
+        or ``None`` if it is not stored; read without loading the whole blob."""
         ...
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +51,10 @@ from .headersync import HeadersFirstSync
 from .orphans import PendingOrphans
 from .peers import NetworkStats, PeerState
 from .protocol import (
+    BLOB_CHUNK_BYTES,
     MAX_HEADERS,
     MAX_PAGE_BYTES,
+    BlobChunk,
     BlockAnnouncement,
     Status,
     decode_blob_request,
@@ -59,7 +62,7 @@ from .protocol import (
     decode_headers_request,
     decode_job_message,
     decode_tx_batch,
-    encode_blob_page,
+    encode_blob_response,
     encode_blocks_response,
     encode_headers_response,
     encode_tx_batch,
@@ -74,6 +77,9 @@ if TYPE_CHECKING:
     from .host import P2PHost
 
 log = logging.getLogger(__name__)
+
+MAX_KNOWN_BLOCKS = 4096
+"""Recently accepted or announced block ids remembered, to tell duplicates at once."""
 
 
 class PeerNetwork:
@@ -124,6 +130,10 @@ class PeerNetwork:
                                      refresh_status=self._handshake, headers_per_page=headers_per_page,
                                      body_chunk=body_chunk, parallel_fetches=parallel_fetches)
         self._orphans = PendingOrphans(max_pending_orphans)
+        self._inflight: set[bytes] = set()
+        """Ids of gossiped blocks being checked now (at most one task per id)."""
+        self._known: OrderedDict[bytes, None] = OrderedDict()
+        """Ids of blocks recently accepted or announced (bounded, oldest forgotten first)."""
         self._persistent: dict[str, asyncio.Task] = {}
         self._disconnected: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -131,7 +141,6 @@ class PeerNetwork:
         self._tx_wakeup = asyncio.Event()
         self._tx_idle = asyncio.Event()
         self._tx_idle.set()
-        self._blob_cache: tuple[str, bytes] = ("", b"")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owns_host = False
         self._running = False
@@ -370,7 +379,9 @@ class PeerNetwork:
 
     async def announce_block(self, block: bytes) -> bool:
         """Gossip a block we accepted (the whole block, or its header if it is too big to gossip)."""
-        return await self._publish(self.ids.blocks, BlockAnnouncement.for_block(block).encode())
+        ann = BlockAnnouncement.for_block(block)
+        self._remember_known(compute_block_id(ann.header))
+        return await self._publish(self.ids.blocks, ann.encode())
 
     async def announce_txs(self, txs: Iterable[bytes]) -> None:
         """Queue transactions for gossip; they go out in batches a few milliseconds later."""
@@ -411,16 +422,32 @@ class PeerNetwork:
             self._punish(peer, Offence.MALFORMED, str(e))
             return Verdict.REJECT
         block_id = compute_block_id(ann.header)
-        if not await self.chain.missing_blocks([block_id]):
-            self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
+        if block_id in self._inflight:
+            # Another copy is being checked right now: libp2p marks a message seen only once its
+            # validator returns, so relays forward copies meanwhile. Not the sender's fault.
             return Verdict.IGNORE
-        block = ann.data
-        if not ann.full:
-            got = await self.requests.blocks([block_id], [peer])
-            if block_id not in got:
+        self._inflight.add(block_id)
+        try:
+            if block_id in self._known or not await self.chain.missing_blocks([block_id]):
+                self._remember_known(block_id)
+                self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
                 return Verdict.IGNORE
-            block = got[block_id][0]
-        return await self._submit_gossip_block(peer, block_id, block)
+            block = ann.data
+            if not ann.full:
+                got = await self.requests.blocks([block_id], [peer])
+                if block_id not in got:
+                    return Verdict.IGNORE
+                block = got[block_id][0]
+            return await self._submit_gossip_block(peer, block_id, block)
+        finally:
+            self._inflight.discard(block_id)
+
+    def _remember_known(self, block_id: bytes) -> None:
+        """Note a block the chain holds, so a later copy is recognised without asking the chain."""
+        self._known[block_id] = None
+        self._known.move_to_end(block_id)
+        while len(self._known) > MAX_KNOWN_BLOCKS:
+            self._known.popitem(last=False)
 
     async def _submit_gossip_block(self, peer: str, block_id: bytes, block: bytes) -> Verdict:
         try:
@@ -445,6 +472,7 @@ class PeerNetwork:
 
     def _after_accept(self, block_id: bytes) -> None:
         """A block arrived: orphans waiting for it are submitted (or, if the chain took them, re-announced)."""
+        self._remember_known(block_id)
         for cid, raw in self._orphans.take_children(block_id):
             self._spawn(self._adopt_orphan(cid, raw), "orphan")
 
@@ -532,20 +560,27 @@ class PeerNetwork:
         return encode_blocks_response(await self.chain.get_blocks(ids, MAX_PAGE_BYTES))
 
     async def _serve_blob(self, peer: str, data: bytes) -> bytes:
+        """One page of a blob, read on its own (``ChainAccess.get_blob_page``): no whole-blob reads."""
         digest, offset = self._decode_request(peer, decode_blob_request, data)
-        name = digest.hex()
-        blob = self._blob_cache[1] if self._blob_cache[0] == name else await self.chain.get_blob(name)
-        if blob is not None:
-            self._blob_cache = (name, blob)  # a big blob is served in several pages
-        return encode_blob_page(blob, offset)
+        page = await self.chain.get_blob_page(digest.hex(), offset, BLOB_CHUNK_BYTES)
+        if page is None:
+            return encode_blob_response(None)
+        total, chunk = page
+        return encode_blob_response(BlobChunk(total, chunk[:BLOB_CHUNK_BYTES]))
 
-    async def fetch_blob(self, digest_hex: str, *, peers: Sequence[str] | None = None) -> bytes | None:
-        """A blob (job matrix) from whichever peer has it, checked against its hash; ``None`` if none has it."""
+    async def fetch_blob(self, digest_hex: str, *, peers: Sequence[str] | None = None,
+                         max_bytes: int | None = None) -> bytes | None:
+        """A blob (job matrix) from whichever peer has it, checked against its hash; ``None`` if none has it.
+
+        The blob is held in memory: ``max_bytes`` bounds it (besides the
+        requester's ``max_blob_bytes``). To stream a blob to disk, use
+        ``self.requests.blob_into``.
+        """
         digest = bytes.fromhex(digest_hex)
         if len(digest) != 32:
             raise ValueError(f"a blob hash is 32 bytes, found {len(digest)}")
         for peer in list(peers) if peers is not None else list(self._peers):
-            blob = await self.requests.blob(peer, digest)
+            blob = await self.requests.blob(peer, digest, max_bytes=max_bytes)
             if blob is not None:
                 return blob
         return None

@@ -4,18 +4,23 @@
 answer with ``p2p.protocol`` and charges the peer for what went wrong
 (``p2p.scoring``): a timeout, malformed bytes, or an answer that decodes but is
 wrong (a block other than the one asked for, a blob that does not hash to its
-name). Every method returns ``None`` (or what it got so far) instead of
-raising for a peer's failure; ``ValueError`` only for a local caller's mistake.
+name). Every method returns ``None`` (or what it got so far, or a
+``BlobFetch`` outcome) instead of raising for a peer's failure; ``ValueError``
+only for a local caller's mistake. Blobs are streamed page by page
+(``blob_into``) and hashed as they arrive, never held whole unless asked
+(``blob``), and never beyond the size the caller expects.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from blake3 import blake3
+
 from pouw.constants import HEADER_SIZE
-from pouw.hashing import H
 from pouw.header import compute_block_id
 
 from .errors import P2PDecodeError, P2PError, RequestTimeout
@@ -35,6 +40,21 @@ if TYPE_CHECKING:
     from .host import P2PHost
 
 log = logging.getLogger(__name__)
+
+
+class BlobFetch(StrEnum):
+    """How ``PeerRequester.blob_into`` ended."""
+
+    OK = "ok"
+    """The whole blob was written, and it hashes to its name."""
+    NOT_FOUND = "not-found"
+    """The peer does not have it."""
+    FAILED = "failed"
+    """No answer (a timeout costs the peer ``TIMEOUT``), or the blob went away between pages."""
+    TOO_LARGE = "too-large"
+    """The peer says the blob is bigger than asked for; nothing was written."""
+    BAD = "bad"
+    """Malformed or inconsistent pages, or bytes that do not hash to the name: the peer was penalised."""
 
 
 class PeerRequester:
@@ -127,33 +147,54 @@ class PeerRequester:
                 break
         return got
 
-    async def blob(self, peer: str, digest: bytes) -> bytes | None:
-        """A whole blob from ``peer`` in pages; checked against its BLAKE3 ``digest``."""
-        parts: list[bytes] = []
+    async def blob_into(self, peer: str, digest: bytes, write: Callable[[bytes], Awaitable[object]], *,
+                        max_bytes: int | None = None) -> BlobFetch:
+        """Stream a blob from ``peer`` page by page into ``write``, hashing it as it goes.
+
+        ``max_bytes`` (at most the requester's ``max_blob_bytes``): a blob the
+        peer says is bigger is not fetched at all (``TOO_LARGE``, after one
+        page; the caller decides whether that is the peer's fault). Pages that
+        disagree or bytes that do not hash to ``digest`` cost the peer
+        ``BAD_RESPONSE`` (``BAD``); ``write`` has then seen bytes that must be
+        thrown away. Only ``OK`` means ``write`` got the whole blob, checked.
+        """
+        limit = self.max_blob_bytes if max_bytes is None else min(max_bytes, self.max_blob_bytes)
+        hasher = blake3()
         offset, total = 0, None
         while total is None or offset < total:
             raw = await self.request(peer, self.ids.blob, encode_blob_request(digest, offset))
             if raw is None:
-                return None
+                return BlobFetch.FAILED
             try:
                 chunk = decode_blob_response(raw)
             except P2PDecodeError as e:
                 self.punish(peer, Offence.MALFORMED, str(e))
-                return None
-            if chunk is None:
-                return None
+                return BlobFetch.BAD
+            if chunk is None:  # not there (or gone since the first page: evicted, not a fault)
+                return BlobFetch.NOT_FOUND if offset == 0 else BlobFetch.FAILED
             if total is None:
                 total = chunk.total
-                if total > self.max_blob_bytes:
-                    log.info("blob %s from %s: %d bytes is over our limit", digest.hex(), peer, total)
-                    return None
-            if chunk.total != total or (not chunk.data and offset < total):
+                if total > limit:
+                    log.info("blob %s from %s: %d bytes is over the %d expected", digest.hex()[:16], peer, total,
+                             limit)
+                    return BlobFetch.TOO_LARGE
+            if chunk.total != total or (not chunk.data and offset < total) or offset + len(chunk.data) > total:
                 self.punish(peer, Offence.BAD_RESPONSE, "inconsistent blob pages")
-                return None
-            parts.append(chunk.data)
+                return BlobFetch.BAD
+            hasher.update(chunk.data)
+            await write(chunk.data)
             offset += len(chunk.data)
-        blob = b"".join(parts)
-        if len(blob) != total or H(blob) != digest:
+        if hasher.digest() != digest:
             self.punish(peer, Offence.BAD_RESPONSE, f"blob {digest.hex()[:16]} does not match its hash")
-            return None
-        return blob
+            return BlobFetch.BAD
+        return BlobFetch.OK
+
+    async def blob(self, peer: str, digest: bytes, *, max_bytes: int | None = None) -> bytes | None:
+        """A whole blob from ``peer`` in memory (at most ``max_bytes``); checked against its BLAKE3 ``digest``."""
+        parts: list[bytes] = []
+
+        async def keep(data: bytes) -> None:
+            parts.append(data)
+
+        outcome = await self.blob_into(peer, digest, keep, max_bytes=max_bytes)
+        return b"".join(parts) if outcome is BlobFetch.OK else None

@@ -31,9 +31,11 @@ JOB_ID = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 MATRIX = {"type": "string", "minLength": 1, "maxLength": 2 * MAX_INLINE_BYTES,
           "description": "A blob hash (64 hex digits) from PUT /blobs, or a base64 .npy file (int8, 2-D)."}
 
-BLOB_CODES = {"missing": E.JOB_BLOB_NOT_FOUND, "invalid": E.JOB_MATRIX_INVALID, "too-large": E.JOB_TOO_LARGE}
+BLOB_CODES = {"missing": E.JOB_BLOB_NOT_FOUND, "invalid": E.JOB_MATRIX_INVALID, "too-large": E.JOB_TOO_LARGE,
+              "no-space": E.JOB_QUEUE_FULL}
+"""``BlobError.kind`` to RPC codes; a full blob store (``no-space``) is, like a full queue, "retry later"."""
 _JOB_CODES = {"not-found": E.JOB_NOT_FOUND, "queue-full": E.JOB_QUEUE_FULL, "cannot-cancel": E.JOB_NOT_CANCELLABLE,
-              "too-large": E.JOB_TOO_LARGE, "invalid": E.JOB_MATRIX_INVALID}
+              "too-large": E.JOB_TOO_LARGE, "invalid": E.JOB_MATRIX_INVALID, "no-space": E.JOB_QUEUE_FULL}
 
 
 def blob_rpc_error(e: BlobError) -> RpcError:
@@ -116,7 +118,8 @@ class JobMethods:
         if job.status == FAILED:
             raise RpcError(E.JOB_VERIFICATION_FAILED, f"job {job_id} failed: {job.error}")
         if job.status != DONE or job.result is None:
-            raise RpcError(E.JOB_RESULT_NOT_READY, f"job {job_id} is {job.status}; the result is not ready")
+            why = f" ({job.error})" if job.error else ""
+            raise RpcError(E.JOB_RESULT_NOT_READY, f"job {job_id} is {job.status}{why}; the result is not ready")
         m, k, n = job.shape
         result = job.result
         out = {"job_id": job_id, "shape": {"m": m, "n": n}, "dtype": "int32", "c": result["c"],
@@ -137,7 +140,7 @@ class JobMethods:
 
     @rpc_method(params=[Param("job_id", JOB_ID)], errors=[E.JOB_NOT_FOUND, E.JOB_NOT_CANCELLABLE])
     async def cancelmatmuljob(self, job_id: str) -> dict:
-        """Cancel a queued job (a job being mined or finished cannot be cancelled)."""
+        """Cancel a queued or mining job (a finished, failed or cancelled job cannot be cancelled)."""
         try:
             return (await self._run_work(self.jobs.cancel, job_id)).to_json()
         except JobError as e:

@@ -1,5 +1,11 @@
 """HTTP routes beside JSON-RPC: ``PUT /blobs`` (upload a .npy matrix), ``GET /blobs/<hash>``, ``GET /explorer``.
 
+``PUT /blobs`` refuses, as soon as the first bytes hold the ``.npy`` header, a
+body that is no int8 matrix or a matrix too large for any job this node runs
+(``node.jobs.check_matrix_shape``: as A or as B, padded, and with its
+smallest product); a body over the blob limit is refused from its
+``Content-Length`` or as it arrives. Only a whole, valid matrix is stored.
+
 The explorer is one read-only HTML page whose script calls the JSON-RPC
 methods of the same origin (latest blocks, a block with its certificate
 check, the mempool, jobs).
@@ -13,11 +19,18 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from importlib import resources
 
+import numpy as np
 from aiohttp import web
 
-from ..blobs import BlobError, BlobStore, load_matrix
+from pouw.constants import VALUE_MAX, VALUE_MIN
+
+from ..blobs import NPY_MAX_HEADER, BlobError, BlobStore, NpyHeader, load_matrix, parse_npy_header
+from ..jobs import DEFAULT_MAX_ELEMENTS, JobError, check_matrix_shape
 from ..rpc import errors as E
 from .jobs import BLOB_CODES, HASH_RE
+
+_STATUS = {"too-large": 413, "no-space": 507}
+"""HTTP status of a refused upload by ``BlobError.kind`` (others: 400)."""
 
 
 def _json_error(status: int, code: int, message: str) -> web.Response:
@@ -25,8 +38,32 @@ def _json_error(status: int, code: int, message: str) -> web.Response:
                         text=json.dumps({"error": {"code": code, "message": message}}))
 
 
-def blob_routes(blobs: BlobStore, work: Executor) -> Callable[[web.Application], None]:
-    """A function that adds the blob and explorer routes to an ``aiohttp`` application."""
+def _blob_error(e: BlobError) -> web.Response:
+    return _json_error(_STATUS.get(e.kind, 400), BLOB_CODES.get(e.kind, E.JOB_MATRIX_INVALID), str(e))
+
+
+def check_upload(header: NpyHeader, max_blob_bytes: int, max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
+    """Raise ``BlobError`` or ``JobError`` unless ``header`` announces an int8 matrix some job here could use."""
+    if header.dtype != np.int8:
+        raise BlobError("invalid", f"blob: dtype must be int8 with entries in [{VALUE_MIN}, {VALUE_MAX}], found "
+                        f"{header.dtype} (split wider integers into int7 digits, see PROTOCOL.md section 9)")
+    if len(header.shape) != 2:
+        raise BlobError("invalid", f"blob: expected a 2-D matrix, found {len(header.shape)} dimensions")
+    rows, cols = header.shape
+    if min(rows, cols) < 1:
+        raise BlobError("invalid", f"blob: empty matrix {header.shape}")
+    if header.size > max_blob_bytes:
+        raise BlobError("too-large", f"blob: a {rows}x{cols} int8 .npy is {header.size} bytes, over the limit of "
+                        f"{max_blob_bytes} bytes")
+    check_matrix_shape(rows, cols, max_elements=max_elements, max_blob_bytes=max_blob_bytes)
+
+
+def blob_routes(blobs: BlobStore, work: Executor, *,
+                max_elements: int = DEFAULT_MAX_ELEMENTS) -> Callable[[web.Application], None]:
+    """A function that adds the blob and explorer routes to an ``aiohttp`` application.
+
+    ``max_elements``: the job service's limit on a padded matrix.
+    """
 
     async def put_blob(request: web.Request) -> web.Response:
         limit = blobs.max_bytes
@@ -34,19 +71,33 @@ def blob_routes(blobs: BlobStore, work: Executor) -> Callable[[web.Application],
             return _json_error(413, E.JOB_TOO_LARGE, f"blob of {request.content_length} bytes exceeds the "
                                f"limit of {limit} bytes")
         chunks, size = [], 0
+        prefix = b""
+        header: NpyHeader | None = None
         async for chunk in request.content.iter_chunked(1 << 16):
             size += len(chunk)
             if size > limit:
                 return _json_error(413, E.JOB_TOO_LARGE, f"blob exceeds the limit of {limit} bytes")
             chunks.append(chunk)
+            if header is None:  # refuse what no job can use as soon as the .npy header says so
+                prefix = (prefix + chunk)[:NPY_MAX_HEADER]
+                try:
+                    header = parse_npy_header(prefix)
+                    if header is None and len(prefix) >= NPY_MAX_HEADER:
+                        raise BlobError("invalid", "blob: no complete .npy header in the first "
+                                        f"{NPY_MAX_HEADER} bytes")
+                    if header is not None:
+                        check_upload(header, limit, max_elements)
+                except BlobError as e:
+                    return _blob_error(e)
+                except JobError as e:
+                    return _json_error(413, E.JOB_TOO_LARGE, str(e))
         data = b"".join(chunks)
         loop = asyncio.get_running_loop()
         try:
             x = await loop.run_in_executor(work, load_matrix, data, "blob")
             digest = await loop.run_in_executor(work, blobs.put, data)
         except BlobError as e:
-            status = 413 if e.kind == "too-large" else 400
-            return _json_error(status, BLOB_CODES.get(e.kind, E.JOB_MATRIX_INVALID), str(e))
+            return _blob_error(e)
         return web.json_response({"hash": digest, "size": size, "shape": list(x.shape), "dtype": str(x.dtype)})
 
     async def get_blob(request: web.Request) -> web.StreamResponse:

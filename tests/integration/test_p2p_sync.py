@@ -2,7 +2,8 @@
 
 Scenarios: gossip convergence, a late joiner's headers-first sync, a healed
 partition, a misbehaving peer, a burst of 1,000 transactions, a peer on another
-chain, and a job whose matrices are fetched from the node that announced it.
+chain, a job whose matrices are fetched from the node that announced it, and
+blob fetches that are bounded by the size expected and charge a lying server.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from p2p.errors import ConnectFailed
 from p2p.host import P2PHost
 from p2p.network import PeerNetwork
 from p2p.protocol import JobAnnouncement, Status, protocol_ids
+from p2p.requests import BlobFetch
 from p2p.scoring import ScoreBook
 from p2p.types import Verdict
 from pouw.hashing import H
@@ -246,6 +248,30 @@ async def test_a_job_is_announced_and_its_matrices_fetched_from_the_announcer():
         assert await b.net.fetch_blob(digest.hex()) == blob
         assert await b.net.fetch_blob(H(b"nothing").hex()) is None
         assert b.scoring.score(a.peer_id) == 0
+
+
+async def test_blob_fetches_are_bounded_streamed_and_a_lying_server_pays():
+    a, b = Node("a"), Node("b")
+    blob = bytes(range(256)) * 30_000  # 7.68 MB: three pages
+    digest = H(blob)
+    a.access.blobs[digest.hex()] = blob
+    liar = H(b"what b asks for")
+    a.access.blobs[liar.hex()] = blob  # bytes that do not hash to the name they are served under
+    async with a.net, b.net:
+        await link(a, b)
+        pages: list[bytes] = []
+
+        async def keep(data: bytes) -> None:
+            pages.append(data)
+
+        # Over the size the caller expects (an announced shape): refused after the first page's header.
+        assert await b.net.requests.blob_into(a.peer_id, digest, keep, max_bytes=1 << 20) == BlobFetch.TOO_LARGE
+        assert pages == [] and b.scoring.score(a.peer_id) == 0
+        assert await b.net.fetch_blob(digest.hex(), max_bytes=1 << 20) is None
+        assert await b.net.requests.blob_into(a.peer_id, digest, keep, max_bytes=len(blob)) == BlobFetch.OK
+        assert b"".join(pages) == blob and len(pages) == 3
+        assert await b.net.requests.blob_into(a.peer_id, liar, keep) == BlobFetch.BAD
+        assert b.scoring.score(a.peer_id) < -19
 
 
 async def test_bootstrap_peers_are_kept_connected_and_bans_are_managed():

@@ -48,8 +48,9 @@ class ChainServiceAccess:
     async def get_blocks(self, ids: Sequence[bytes], max_bytes: int) -> list[bytes | None]:
         return chain_blocks(self.chain, ids, max_bytes)
 
-    async def get_blob(self, digest_hex: str) -> bytes | None:
-        return self.blobs.get(digest_hex)
+    async def get_blob_page(self, digest_hex: str, offset: int, length: int) -> tuple[int, bytes] | None:
+        blob = self.blobs.get(digest_hex)
+        return None if blob is None else (len(blob), blob[offset:offset + length])
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:
         result = self.chain.submit_block(decode_block(bytes(block)), len(block))

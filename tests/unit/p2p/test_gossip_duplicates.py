@@ -1,0 +1,64 @@
+"""Copies of a gossiped block: free while the first is being checked, a small charge once it is known."""
+
+from __future__ import annotations
+
+import asyncio
+
+from consensus.codec import decode_block, encode_block
+from p2p.access import Intake
+from p2p.network import PeerNetwork
+from p2p.protocol import BlockAnnouncement
+from p2p.scoring import ScoreBook
+from p2p.types import Verdict
+from tests.support.blockgen import ChainBuilder, easy_params
+
+P = easy_params()
+
+
+class Host:
+    """Just enough of ``P2PHost`` for ``PeerNetwork``'s constructor."""
+
+    def set_gater(self, fn): ...
+    def subscribe(self, topic, fn): ...
+    def set_request_handler(self, protocol, fn): ...
+    def on_peer_connected(self, fn): ...
+    def on_peer_disconnected(self, fn): ...
+
+
+class SlowChain:
+    """A chain whose block check takes until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.stored: set[bytes] = set()
+        self.submitted = 0
+
+    def status(self):
+        return bytes(32), 0, 0
+
+    async def missing_blocks(self, ids):
+        return [i for i in ids if i not in self.stored]
+
+    async def submit_block(self, block, peer):
+        self.submitted += 1
+        await self.release.wait()
+        self.stored.add(decode_block(block).header.block_id)
+        return Intake.ACCEPTED
+
+
+async def test_copies_during_the_check_are_free_and_later_ones_cost_a_point():
+    builder = ChainBuilder(P, synthetic=True)
+    block = encode_block(builder.child(builder.genesis_id))
+    gossip = BlockAnnouncement.for_block(block).encode()
+    chain = SlowChain()
+    scoring = ScoreBook()
+    net = PeerNetwork(Host(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
+    first = asyncio.ensure_future(net._on_block_gossip("relay-a", gossip))
+    await asyncio.sleep(0)
+    copies = [await net._on_block_gossip(f"relay-{i}", gossip) for i in "bcd"]  # while the first is checked
+    assert copies == [Verdict.IGNORE] * 3
+    assert all(scoring.score(f"relay-{i}") == 0 for i in "bcd")
+    chain.release.set()
+    assert await first == Verdict.ACCEPT and chain.submitted == 1
+    assert await net._on_block_gossip("relay-e", gossip) == Verdict.IGNORE  # known now: a useless copy
+    assert scoring.score("relay-e") < 0
