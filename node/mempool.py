@@ -66,14 +66,13 @@ import asyncio
 import heapq
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import lru_cache
 
-from consensus.address import compute_address
 from consensus.codec import encode_tx
 from consensus.errors import BadNonce, InsufficientBalance, InvalidTx
 from consensus.tx import compute_tx_id, validate_tx
 from consensus.types import Account, Tx
+
+from .mempoolqueue import Entry, MempoolError, SenderQueue, TipChange, address_of, rate_key
 
 DEFAULT_MAX_COUNT = 50_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -85,86 +84,6 @@ MAX_HELD = 10_000
 """Transfers held for a gap to close, across all senders (oldest dropped first)."""
 TIP_SLICE_SECONDS = 0.005
 """Longest stretch ``on_tip_change`` runs before it yields to the event loop."""
-
-
-class MempoolError(Exception):
-    """A transfer was refused; ``reason`` is a short stable identifier.
-
-    Reasons: ``duplicate``, ``replacement-fee-too-low``, ``sender-limit``,
-    ``mempool-full``.
-    """
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Entry:
-    tx: Tx
-    tx_id: bytes
-    sender: bytes
-    size: int
-    time: float
-    """When the node first saw it (unix seconds), for RPC display."""
-
-    @property
-    def fee(self) -> int:
-        return self.tx.body.fee
-
-    @property
-    def nonce(self) -> int:
-        return self.tx.body.nonce
-
-    @property
-    def cost(self) -> int:
-        """What it takes from the sender's balance: ``amount + fee``."""
-        return self.tx.body.amount + self.tx.body.fee
-
-
-def _rate_key(e: Entry) -> int:
-    """An integer that orders entries exactly by fee rate (``fee / size``).
-
-    Two different rates of sizes below 2**32 differ by at least
-    ``1 / (size_a * size_b)``, which the 64 fraction bits keep apart.
-    """
-    return (e.fee << 64) // e.size
-
-
-@lru_cache(maxsize=1 << 16)
-def _address_of(pubkey: bytes) -> bytes:
-    """A sender's address from its public key (cached: blocks name pending senders again and again)."""
-    return compute_address(pubkey)
-
-
-class _Queue:
-    """One sender's pending transfers: nonces ``first .. first + len - 1``, and their total cost."""
-
-    __slots__ = ("first", "entries", "spent")
-
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self.entries: dict[int, Entry] = {}
-        self.spent = 0
-        """Sum of ``amount + fee`` over ``entries``."""
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    @property
-    def next_nonce(self) -> int:
-        return self.first + len(self.entries)
-
-    def tail(self) -> Entry:
-        return self.entries[self.first + len(self.entries) - 1]
-
-
-@dataclass
-class _Change:
-    """What a tip change did to one sender, kept until the sender is settled."""
-
-    mined: dict[int, Tx] = field(default_factory=dict)
-    returned: list[Tx] = field(default_factory=list)
 
 
 _Tail = tuple[int, int, Entry]
@@ -188,10 +107,10 @@ class Mempool:
         self.slice_seconds = slice_seconds
         self._clock = clock or (lambda: 0.0)
         self._by_id: dict[bytes, Entry] = {}
-        self._queues: dict[bytes, _Queue] = {}
+        self._queues: dict[bytes, SenderQueue] = {}
         self._tails: list[_Tail] = []
         self._seq = 0
-        self._dirty: dict[bytes, _Change] = {}
+        self._dirty: dict[bytes, TipChange] = {}
         self._dropped: list[Tx] = []
         self._held: dict[bytes, dict[int, Tx]] = {}
         self._held_count = 0
@@ -244,7 +163,7 @@ class Mempool:
         if not verified:
             validate_tx(tx, self.chain_id, self.max_memo)
         body = tx.body
-        sender = _address_of(body.pubkey)
+        sender = address_of(body.pubkey)
         if sender in self._dirty:
             self._settle(sender)
         account = self.get_account(sender)
@@ -276,7 +195,7 @@ class Mempool:
         for victim in victims:
             self._evict_tail(victim)
         if queue is None:
-            queue = self._queues[sender] = _Queue(nonce)
+            queue = self._queues[sender] = SenderQueue(nonce)
         if replaced is not None:
             self._replace(queue, replaced, entry)  # later transfers stay: the replacement takes the same place
         else:
@@ -293,7 +212,7 @@ class Mempool:
         try:
             admitted = [self.add(tx)]
         except BadNonce:
-            sender = _address_of(tx.body.pubkey)
+            sender = address_of(tx.body.pubkey)
             gap = tx.body.nonce - self.pending_nonce(sender)
             if not 0 < gap <= MAX_GAP:
                 raise
@@ -348,7 +267,7 @@ class Mempool:
         if entry.size > self.max_bytes:
             raise MempoolError("mempool-full", f"the transfer ({entry.size} bytes) is larger than the mempool "
                                                f"({self.max_bytes} bytes)")
-        key = _rate_key(entry)
+        key = rate_key(entry)
         victims: list[Entry] = []
         planned: dict[bytes, int] = {}
         keep: list[_Tail] = []  # popped items that stay valid if the plan is given up
@@ -375,7 +294,7 @@ class Mempool:
                 if len(queue) > done:  # the sender's next-to-last becomes a candidate (no rebuild meanwhile)
                     after = queue.entries[queue.first + len(queue) - 1 - done]
                     self._seq += 1
-                    heapq.heappush(self._tails, (_rate_key(after), self._seq, after))
+                    heapq.heappush(self._tails, (rate_key(after), self._seq, after))
         except MempoolError:
             for item in keep:
                 heapq.heappush(self._tails, item)
@@ -407,7 +326,7 @@ class Mempool:
 
     def _push_tail(self, entry: Entry) -> None:
         self._seq += 1
-        heapq.heappush(self._tails, (_rate_key(entry), self._seq, entry))
+        heapq.heappush(self._tails, (rate_key(entry), self._seq, entry))
         if len(self._tails) > 2 * len(self._queues) + 1024:
             self._rebuild_tails()
 
@@ -416,7 +335,7 @@ class Mempool:
         for queue in self._queues.values():
             self._seq += 1
             tail = queue.tail()
-            items.append((_rate_key(tail), self._seq, tail))
+            items.append((rate_key(tail), self._seq, tail))
         heapq.heapify(items)
         self._tails = items
 
@@ -430,13 +349,13 @@ class Mempool:
         del self._by_id[entry.tx_id]
         self.bytes -= entry.size
 
-    def _append(self, queue: _Queue, entry: Entry) -> None:
+    def _append(self, queue: SenderQueue, entry: Entry) -> None:
         queue.entries[entry.nonce] = entry
         queue.spent += entry.cost
         self._index(entry)
         self._push_tail(entry)
 
-    def _replace(self, queue: _Queue, old: Entry, new: Entry) -> None:
+    def _replace(self, queue: SenderQueue, old: Entry, new: Entry) -> None:
         queue.entries[new.nonce] = new
         queue.spent += new.cost - old.cost
         self._unindex(old)
@@ -476,7 +395,7 @@ class Mempool:
             if sender in self._dirty:
                 continue
             first = queue.entries[queue.first]
-            heads.append((-_rate_key(first), order, first))
+            heads.append((-rate_key(first), order, first))
             order += 1
         heapq.heapify(heads)
         chosen: list[Tx] = []
@@ -489,7 +408,7 @@ class Mempool:
             used += entry.size
             nxt = self._queues[entry.sender].entries.get(entry.nonce + 1)
             if nxt is not None:
-                heapq.heappush(heads, (-_rate_key(nxt), order, nxt))
+                heapq.heappush(heads, (-rate_key(nxt), order, nxt))
                 order += 1
         return chosen
 
@@ -523,24 +442,24 @@ class Mempool:
         queues = self._queues
         held = self._held
 
-        def mark(address: bytes) -> _Change | None:
+        def mark(address: bytes) -> TipChange | None:
             change = dirty.get(address)
             if change is None and (address in queues or address in held):
-                change = dirty[address] = _Change()
+                change = dirty[address] = TipChange()
             return change
 
         for tx in mined:
             body = tx.body
-            change = mark(_address_of(body.pubkey))
+            change = mark(address_of(body.pubkey))
             if change is not None:
                 change.mined[body.nonce] = tx
             mark(body.to)
         for tx in returned:
             body = tx.body
-            sender = _address_of(body.pubkey)
+            sender = address_of(body.pubkey)
             change = dirty.get(sender)
             if change is None:
-                change = dirty[sender] = _Change()
+                change = dirty[sender] = TipChange()
             change.returned.append(tx)
             mark(body.to)
         for address in touched:
@@ -562,60 +481,74 @@ class Mempool:
         change = self._dirty.pop(sender)
         account = self.get_account(sender)
         base = account.nonce
-        dropped = self._dropped
         queue = self._queues.get(sender)
         if queue is None and change.returned:
-            queue = self._queues[sender] = _Queue(base)
+            queue = self._queues[sender] = SenderQueue(base)
         if queue is not None:
-            entries = queue.entries
-            mined = change.mined
-            for n in range(queue.first, min(base, queue.next_nonce)):
-                e = entries.pop(n)
-                self._unindex(e)
-                if mined.get(n) != e.tx:
-                    dropped.append(e.tx)
-            end = base + self.max_per_sender
-            for tx in sorted(change.returned, key=lambda t: t.body.nonce):
-                n = tx.body.nonce
-                if n < base or n >= end:
-                    if mined.get(n) != tx:
-                        dropped.append(tx)
-                    continue
-                current = entries.get(n)
-                if current is not None and (current.tx == tx or current.fee >= tx.body.fee):
-                    if current.tx != tx:
-                        dropped.append(tx)
-                    continue
-                entry = Entry(tx, compute_tx_id(tx), sender, len(encode_tx(tx)), self._clock())
-                if current is not None:
-                    self._unindex(current)
-                    dropped.append(current.tx)
-                entries[n] = entry
-                self._index(entry)
-            # Walk in nonce order from the account's nonce: contiguous, funded, within the limit.
-            balance = account.balance
-            total = 0
-            n = base
-            while n < end:
-                at = entries.get(n)
-                if at is None:
-                    break
-                body = at.tx.body
-                if total + body.amount + body.fee > balance:
-                    break
-                total += body.amount + body.fee
-                n += 1
-            if n - base < len(entries):
-                for k in [k for k in entries if not base <= k < n]:
-                    e = entries.pop(k)
-                    self._unindex(e)
-                    dropped.append(e.tx)
-            queue.first = base
-            queue.spent = total
-            if entries:
+            self._drop_below(queue, base, change)
+            self._take_back(queue, sender, base, change)
+            self._keep_funded(queue, account)
+            if queue.entries:
                 self._push_tail(queue.tail())
             else:
                 del self._queues[sender]
+        self._settle_held(sender, base)
+        if len(self._by_id) > self.max_count or self.bytes > self.max_bytes:
+            self._shrink()
+
+    def _drop_below(self, queue: SenderQueue, base: int, change: TipChange) -> None:
+        """Transfers below the account's nonce leave: mined, or dropped when another one was mined."""
+        entries = queue.entries
+        for n in range(queue.first, min(base, queue.next_nonce)):
+            e = entries.pop(n)
+            self._unindex(e)
+            if change.mined.get(n) != e.tx:
+                self._dropped.append(e.tx)
+
+    def _take_back(self, queue: SenderQueue, sender: bytes, base: int, change: TipChange) -> None:
+        """Merge the transfers of disconnected blocks in by nonce (a pending one with a higher fee wins)."""
+        entries = queue.entries
+        end = base + self.max_per_sender
+        for tx in sorted(change.returned, key=lambda t: t.body.nonce):
+            n = tx.body.nonce
+            if n < base or n >= end:
+                if change.mined.get(n) != tx:
+                    self._dropped.append(tx)
+                continue
+            current = entries.get(n)
+            if current is not None and (current.tx == tx or current.fee >= tx.body.fee):
+                if current.tx != tx:
+                    self._dropped.append(tx)
+                continue
+            entry = Entry(tx, compute_tx_id(tx), sender, len(encode_tx(tx)), self._clock())
+            if current is not None:
+                self._unindex(current)
+                self._dropped.append(current.tx)
+            entries[n] = entry
+            self._index(entry)
+
+    def _keep_funded(self, queue: SenderQueue, account: Account) -> None:
+        """Walk in nonce order from the account's nonce; keep what is contiguous, funded and within the limit."""
+        entries = queue.entries
+        base = account.nonce
+        total = 0
+        n = base
+        while n < base + self.max_per_sender:
+            at = entries.get(n)
+            if at is None or total + at.cost > account.balance:
+                break
+            total += at.cost
+            n += 1
+        if n - base < len(entries):
+            for k in [k for k in entries if not base <= k < n]:
+                e = entries.pop(k)
+                self._unindex(e)
+                self._dropped.append(e.tx)
+        queue.first = base
+        queue.spent = total
+
+    def _settle_held(self, sender: bytes, base: int) -> None:
+        """Held transfers the new nonce passed are dropped; those whose gap closed are promoted."""
         held = self._held.get(sender)
         if held:
             for k in [k for k in held if k < base]:
@@ -625,5 +558,3 @@ class Mempool:
                 self._promote(sender)
             else:
                 del self._held[sender]
-        if len(self._by_id) > self.max_count or self.bytes > self.max_bytes:
-            self._shrink()

@@ -20,23 +20,14 @@ Protocol rules (https://www.jsonrpc.org/specification), strictly:
   bad credentials (HTTP 401 with ``WWW-Authenticate``, no JSON) and the
   browser defences below (403, 415).
 
-Browser defences (what geth does, so no web page can drive the node):
-
-- a POST to ``/`` must be ``Content-Type: application/json`` (HTTP 415
-  otherwise), so a page cannot send one without a CORS preflight;
-- the ``Host`` header must name ``localhost``, ``127.0.0.1``, ``[::1]``, the
-  address the server is bound to, or one of ``allowed_hosts``
-  (``--rpc-allow-host``; ``*`` allows any): a DNS-rebinding page names its own
-  host (HTTP 403);
-- a request carrying an ``Origin`` (every browser request that could do harm
-  does, WebSocket upgrades included) must come from the node's own pages
-  (same scheme, host and port) or an origin in ``cors_origins`` (``--rpc-cors``,
-  empty by default); others get HTTP 403. Allowed foreign origins get CORS
-  headers and their preflights (``OPTIONS``) are answered;
-- control methods (``Method.control``: ``stop``, ``addnode``, ``setban``,
-  ``generatetoaddress``, ``faucet``) need credentials even where the rest of
-  the RPC does not (loopback): without them they answer ``CREDENTIALS_REQUIRED``.
-  ``/health`` is exempt from all of this.
+Browser defences (what geth does, so no web page can drive the node), in
+``node.rpc.guard``: a POST to ``/`` must be ``application/json`` (415); the
+``Host`` header must be loopback, the bind address or an ``allowed_hosts``
+name (403); an ``Origin`` must be the server's own pages or one of
+``cors_origins`` (403, WebSocket upgrades too). Control methods
+(``Method.control``: ``stop``, ``addnode``, ``setban``, ``generatetoaddress``,
+``faucet``) need credentials even where the rest does not (loopback): without
+them they answer ``CREDENTIALS_REQUIRED``. ``/health`` is exempt.
 
 Authentication: required when the server binds to a non-loopback address
 (anything but 127.0.0.0/8, ::1, ``localhost``) or when ``require_auth=True``.
@@ -62,7 +53,6 @@ import asyncio
 import base64
 import binascii
 import hmac
-import ipaddress
 import json
 import logging
 import math
@@ -79,6 +69,7 @@ from node.metrics import Metrics
 from node.rpc import COOKIE_USER, DEFAULT_RPC_PORT
 from node.rpc import errors as E
 from node.rpc.errors import RpcError
+from node.rpc.guard import BrowserGuard, auth_required
 from node.rpc.registry import Method, Param, Registry
 from node.rpc.schema import describe_found
 
@@ -95,16 +86,6 @@ Matcher = Callable[[Mapping[str, Any], Any], bool]
 
 #: Where route handlers added by ``extra_routes`` find the server: ``request.app[RPC_SERVER_KEY]``.
 RPC_SERVER_KEY: web.AppKey[RpcServer] = web.AppKey("rpc_server")
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1; any other name or address is not loopback."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def match_fields(filter_: Mapping[str, Any], payload: Any) -> bool:
@@ -233,7 +214,7 @@ class RpcServer:
         allowed_hosts: Iterable[str] = (),
         cors_origins: Iterable[str] = (),
     ) -> None:
-        self.auth_required = _auth_required(host, cookie_path, rpc_user, rpc_password, require_auth)
+        self.auth_required = auth_required(host, cookie_path, rpc_user, rpc_password, require_auth)
         if max_batch < 1 or max_body_bytes < 1 or ws_queue_size < 1:
             raise ValueError("max_batch, max_body_bytes and ws_queue_size must be positive")
 
@@ -247,8 +228,7 @@ class RpcServer:
         self.metrics = metrics
         self.ws_queue_size = ws_queue_size
         self._auth_exempt = frozenset(auth_exempt_paths)
-        self._hosts = _host_allow_list(self.host, allowed_hosts)
-        self._cors = frozenset(o.rstrip("/").lower() for o in cors_origins)
+        self._guard = BrowserGuard(self.host, allowed_hosts, cors_origins, exempt=self._auth_exempt)
         self._credentials: list[bytes] = []
         if rpc_user is not None:
             self._credentials.append(f"{rpc_user}:{rpc_password}".encode())
@@ -274,7 +254,7 @@ class RpcServer:
 
     def _build_app(self, metrics: Metrics | None,
                    extra_routes: Callable[[web.Application], None] | None) -> web.Application:
-        middlewares = [self._browser_guard, *([self._auth_middleware] if self.auth_required else [])]
+        middlewares = [self._guard.middleware, *([self._auth_middleware] if self.auth_required else [])]
         app = web.Application(client_max_size=self.max_body_bytes, middlewares=middlewares)
         app[RPC_SERVER_KEY] = self
         app.router.add_post("/", self._handle_post)
@@ -390,44 +370,6 @@ class RpcServer:
         return web.Response(status=401, text="401 Unauthorized: use HTTP Basic auth with the cookie "
                             "(<datadir>/.cookie) or the configured rpc user/password\n",
                             headers={"WWW-Authenticate": 'Basic realm="jsonrpc"'})
-
-    @web.middleware
-    async def _browser_guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """Host allow-list, Origin check (CORS), JSON content type: see the module docstring."""
-        if request.path in self._auth_exempt:
-            return await handler(request)
-        host = request.headers.get("Host", "")
-        if not self._host_allowed(host):
-            log.info("refused RPC request from %s: Host %r is not allowed", request.remote, host)
-            return _refusal(403, f"Host {host!r} is not allowed: this node answers to localhost, 127.0.0.1, [::1] "
-                                 "and the --rpc-allow-host names")
-        origin = request.headers.get("Origin")
-        cors = origin is not None and not _same_origin(origin, host)
-        if cors and not self._origin_allowed(origin or ""):
-            log.info("refused RPC request from %s: Origin %r is not allowed", request.remote, origin)
-            return _refusal(403, f"Origin {origin!r} is not allowed: web pages of other sites may call this node "
-                                 "only if it was started with --rpc-cors <origin>")
-        if request.method == "OPTIONS":  # a CORS preflight from an allowed origin
-            return self._with_cors(web.Response(status=204), origin if cors else None)
-        if request.method == "POST" and request.path == "/" and request.content_type != "application/json":
-            return _refusal(415, f"Content-Type must be application/json, found {request.content_type!r}")
-        response = await handler(request)
-        return self._with_cors(response, origin if cors else None)
-
-    def _host_allowed(self, host: str) -> bool:
-        return "*" in self._hosts or _host_name(host) in self._hosts
-
-    def _origin_allowed(self, origin: str) -> bool:
-        return "*" in self._cors or origin.rstrip("/").lower() in self._cors
-
-    @staticmethod
-    def _with_cors(response: web.StreamResponse, origin: str | None) -> web.StreamResponse:
-        if origin is not None and not response.prepared:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Methods"] = "POST, GET, PUT, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
-            response.headers["Vary"] = "Origin"
-        return response
 
     def authorized(self, request: web.Request) -> bool:
         """Whether ``request`` may call control methods: it carries valid credentials."""
@@ -657,57 +599,6 @@ class RpcServer:
     def websocket_count(self) -> int:
         """Open WebSocket connections."""
         return len(self._connections)
-
-
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
-
-
-def _host_name(host: str) -> str:
-    """The host part of a ``Host`` header, lowercased: ``[::1]:18445`` -> ``[::1]``, ``a.b:1`` -> ``a.b``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        return host[: end + 1] if end >= 0 else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _host_allow_list(bind: str, extra: Iterable[str]) -> frozenset[str]:
-    names = {*LOOPBACK_NAMES}
-    for name in (bind, *extra):
-        name = name.strip().lower()
-        if not name or name in ("0.0.0.0", "::"):  # a wildcard bind names no host
-            continue
-        names.add(f"[{name}]" if ":" in name and not name.startswith("[") else name)
-    return frozenset(names)
-
-
-def _same_origin(origin: str, host: str) -> bool:
-    """``origin`` is a page of this server as the client addressed it (``Host``)."""
-    origin = origin.strip().lower().rstrip("/")
-    host = host.strip().lower()
-    return bool(host) and origin in (f"http://{host}", f"https://{host}")
-
-
-def _refusal(status: int, message: str) -> web.Response:
-    code = E.INVALID_REQUEST
-    return web.Response(status=status, content_type="application/json",
-                        text=json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}))
-
-
-def _auth_required(host: str, cookie_path: object, rpc_user: str | None, rpc_password: str | None,
-                   require_auth: bool | None) -> bool:
-    """Whether a server on ``host`` with these settings requires auth; ``ValueError`` for unsafe settings."""
-    if (rpc_user is None) != (rpc_password is None):
-        raise ValueError("give both rpc_user and rpc_password, or neither")
-    if rpc_user is not None and (":" in rpc_user or not rpc_user or not rpc_password):
-        raise ValueError("rpc_user must be non-empty without ':' and rpc_password non-empty")
-    loopback = is_loopback(host)
-    if require_auth is False and not loopback:
-        raise ValueError(f"refusing to serve RPC on non-loopback address {host} without authentication")
-    required = bool(require_auth) if require_auth is not None else not loopback
-    if required and cookie_path is None and rpc_user is None:
-        raise ValueError(f"RPC on {host} requires authentication: give cookie_path or rpc_user/rpc_password")
-    return required
 
 
 async def _not_called(**_: Any) -> None:  # the WS-only methods are answered by the server itself

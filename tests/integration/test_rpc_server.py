@@ -15,8 +15,9 @@ from aiohttp import web
 from node.metrics import Metrics
 from node.rpc import errors as E
 from node.rpc.errors import RpcError
+from node.rpc.guard import is_loopback
 from node.rpc.registry import Param, Registry
-from node.rpc.server import RpcServer, is_loopback
+from node.rpc.server import RpcServer
 
 
 def make_registry(calls: list | None = None) -> Registry:
