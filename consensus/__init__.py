@@ -1,4 +1,4 @@
-"""Chain rules of consensus v1 (PROTOCOL.md section 10), pure.
+"""Chain rules of consensus v1 (docs/protocol.md section 10), pure.
 
 Plain functions over frozen dataclasses: no I/O, no clock, no randomness; the
 time and the network parameters come in as arguments. Imports only ``pouw``,

@@ -1,4 +1,4 @@
-"""Account addresses and their bech32m text form (PROTOCOL.md section 10, BIP-350).
+"""Account addresses and their bech32m text form (docs/protocol.md section 10, BIP-350).
 
 An address is the first 20 bytes of ``HK(K("address"), ed25519_public_key)``.
 People see it as bech32m: the network's human-readable prefix (``pdev``,

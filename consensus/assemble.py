@@ -1,4 +1,4 @@
-"""Building a block to mine: the template a miner fills in (PROTOCOL.md sections 4 and 10).
+"""Building a block to mine: the template a miner fills in (docs/protocol.md sections 4 and 10).
 
 ``build_template`` fixes everything a miner does not search over: height,
 parent, time, the WTEMA target for that time, the coinbase (subsidy plus fees

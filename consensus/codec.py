@@ -1,4 +1,4 @@
-"""Every byte layout of the chain, in one place (PROTOCOL.md sections 4, 8 and 10).
+"""Every byte layout of the chain, in one place (docs/protocol.md sections 4, 8 and 10).
 
 ```
 TxBody   = u8 version || u32 chain_id || u64 nonce || pubkey 32 || to 20 || u64 amount || u64 fee

@@ -1,4 +1,4 @@
-"""Difficulty (per-block WTEMA) and the median-time rule (PROTOCOL.md section 10).
+"""Difficulty (per-block WTEMA) and the median-time rule (docs/protocol.md section 10).
 
 For a parent with target ``t`` and a block with ``time``, the solve time is
 ``s = time - parent.time`` clamped to ``[1, 6*S]`` and the block's target must be

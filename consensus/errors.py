@@ -70,7 +70,7 @@ class KeyDerivationError(ConsensusError, ValueError):
 
 
 class InvalidTx(PeerFault):
-    """A transfer that breaks a rule of PROTOCOL.md section 10."""
+    """A transfer that breaks a rule of docs/protocol.md section 10."""
 
     rule = "tx"
 
@@ -130,7 +130,7 @@ class InsufficientBalance(InvalidTx):
 
 
 class InvalidBlock(PeerFault):
-    """A block that breaks a rule of PROTOCOL.md sections 4, 8 or 10."""
+    """A block that breaks a rule of docs/protocol.md sections 4, 8 or 10."""
 
     rule = "block"
 
@@ -178,7 +178,7 @@ class BadTarget(InvalidBlock):
 
 
 class BadCertificate(InvalidBlock):
-    """The certificate fails ``pouw.verify``; ``pouw_rule`` names the PROTOCOL.md section 8 rule."""
+    """The certificate fails ``pouw.verify``; ``pouw_rule`` names the docs/protocol.md section 8 rule."""
 
     rule = "certificate"
 

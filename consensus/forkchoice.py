@@ -1,4 +1,4 @@
-"""Chain work and fork choice (PROTOCOL.md sections 4 and 10).
+"""Chain work and fork choice (docs/protocol.md sections 4 and 10).
 
 The work of a block is ``floor(2^256 / (target + 1))`` expected
 multiply-accumulates (``pouw.header.compute_work``); a chain's work is the sum

@@ -1,4 +1,4 @@
-"""The genesis block of a network, built from its preset (PROTOCOL.md section 10).
+"""The genesis block of a network, built from its preset (docs/protocol.md section 10).
 
 The genesis block is fixed data, never mined or verified:
 

@@ -1,6 +1,6 @@
 """Network presets: every parameter that differs between devnet, testnet and mainnet.
 
-One frozen ``NetworkParams`` per network (PROTOCOL.md section 10): chain id,
+One frozen ``NetworkParams`` per network (docs/protocol.md section 10): chain id,
 address prefix, genesis, block spacing ``S`` and smoothing ``N`` of the WTEMA,
 ``pow_limit``, the first target, the subsidy schedule and the size limits.
 Protocol constants (``pouw.constants``) and runtime configuration (``node``)
@@ -8,7 +8,7 @@ live elsewhere.
 
 Amounts are in base units; ``COIN = 10^8`` base units.
 
-Choices (not fixed by PROTOCOL.md, documented here):
+Choices (not fixed by docs/protocol.md, documented here):
 
 - ``devnet`` mines on a CPU at the shape ``m = n = 128, k = 256`` with a fixed
   target (``no_retarget``) such that a block costs ``DEVNET_MATMULS_PER_BLOCK``
@@ -19,7 +19,7 @@ Choices (not fixed by PROTOCOL.md, documented here):
   (account 0, indices 0..9) with one million coins each.
 - ``regtest`` is devnet with its own chain id and a target at which about one
   matmul in two wins: blocks on demand for tests (as in Bitcoin's regtest). It
-  is not one of the three public networks of PROTOCOL.md; tests and
+  is not one of the three public networks of docs/protocol.md; tests and
   ``generatetoaddress``-driven scripts use it.
 - ``testnet`` and ``mainnet`` retarget every block. ``pow_limit`` (the easiest
   target) is one matmul of the preset shape per block; the first target is a
@@ -56,7 +56,7 @@ class Allocation:
 
 @dataclass(frozen=True)
 class NetworkParams:
-    """The parameters of one network (PROTOCOL.md section 10)."""
+    """The parameters of one network (docs/protocol.md section 10)."""
 
     name: str
     """``devnet``, ``testnet`` or ``mainnet``."""

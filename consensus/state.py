@@ -1,4 +1,4 @@
-"""Account state transition with undo data (PROTOCOL.md section 10).
+"""Account state transition with undo data (docs/protocol.md section 10).
 
 State is ``address -> Account(balance, nonce)``. ``apply_block`` reads what it
 needs through an ``AccountView`` and returns a ``StateChange``: the new value of

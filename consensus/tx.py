@@ -1,4 +1,4 @@
-"""Transfers: ids, signing hash, signing and the checks that need no account state (PROTOCOL.md section 10).
+"""Transfers: ids, signing hash, signing and the checks that need no account state (docs/protocol.md section 10).
 
 - ``sighash = HK(K("sighash"), TxBody)``; the Ed25519 signature covers it.
 - ``tx id = HK(K("tx"), Tx bytes)``; the same formula over a coinbase's 37

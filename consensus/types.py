@@ -1,4 +1,4 @@
-"""The chain's data types: transfers, coinbases, blocks and accounts (PROTOCOL.md section 10).
+"""The chain's data types: transfers, coinbases, blocks and accounts (docs/protocol.md section 10).
 
 Plain frozen dataclasses with no behaviour beyond small derived properties;
 their byte layouts live in ``consensus.codec`` and nowhere else. Headers and

@@ -1,4 +1,4 @@
-"""Block validation: a flat list of guard clauses, each raising one named error (PROTOCOL.md sections 4, 8, 10).
+"""Block validation: a flat list of guard clauses, each raising one named error (docs/protocol.md sections 4, 8, 10).
 
 ``validate_block`` checks everything that does not need account state: size and
 count limits, header linkage and height, both time rules, the expected (WTEMA)

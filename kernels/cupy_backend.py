@@ -171,7 +171,7 @@ class CupyBackend:
             raise BackendError("CUDA smoke test: the kernel's product C' differs from the exact int product")
         got_t = cp.asnumpy(t_dev)
         if not np.array_equal(got_t, want_t):
-            raise BackendError("CUDA smoke test: the kernel's tile transcripts differ from PROTOCOL.md section 6")
+            raise BackendError("CUDA smoke test: the kernel's tile transcripts differ from docs/protocol.md section 6")
         if self.gpu_tickets:
             key = bytes(range(32))
             got = np.ascontiguousarray(cp.asnumpy(self._run_tickets(t_dev, key)), dtype="<u4").view(np.uint8)

@@ -1,4 +1,4 @@
-// Fused int8 GEMM + per-tile transcript (PROTOCOL.md section 6) and keyed-BLAKE3 tickets.
+// Fused int8 GEMM + per-tile transcript (docs/protocol.md section 6) and keyed-BLAKE3 tickets.
 //
 // Loaded at run time by kernels/cupy_backend.py with cupy.RawModule (NVRTC); also compiles
 // offline with `nvcc -arch=sm_90 -c`. No header is included (NVRTC has no system headers),

@@ -1,6 +1,6 @@
 """Ticket hashing for many tiles at once: BLAKE3 vectorised across tiles in NumPy.
 
-A ticket is ``HK(pow_key, u32(I) || u32(J) || T)`` over 72 bytes (PROTOCOL.md
+A ticket is ``HK(pow_key, u32(I) || u32(J) || T)`` over 72 bytes (docs/protocol.md
 section 6): one BLAKE3 chunk of two blocks, so two compressions. Hashing tiles
 one by one through the ``blake3`` package costs about 2 us each and holds the
 GIL; here every step of the compression function is one NumPy operation over

@@ -131,7 +131,7 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
 
         adapter = NetAdapter(chain, txs, blobs, jobs, work=work, is_mining=lambda: miner.running)
         network = None if config.no_p2p else await _start_network(stack, config, datadir, params, chain,
-                                                                         adapter, events)
+                                                                         adapter, events, metrics)
 
         stack.push_async_callback(events.drain)  # after RPC stops, before the network and databases close
         stopping = asyncio.Event()
@@ -171,7 +171,7 @@ def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: Te
 
 
 async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Path, params: NetworkParams,
-                         chain: ChainHandle, adapter: NetAdapter, events: Events) -> PeerNetwork:
+                         chain: ChainHandle, adapter: NetAdapter, events: Events, metrics: Metrics) -> PeerNetwork:
     from p2p.host import P2PHost  # loads libp2p (about a second): only when networking is on
 
     seed = p2p_seed_from_text(config.p2p_key_seed) if config.p2p_key_seed else None
@@ -182,6 +182,7 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
                           # blocks (immediate ban) and floods (hundreds of points) still get one.
                           scoring=ScoreBook(datadir, recovery_per_second=1.0),
                           bootstrap=[*config.bootstrap, *config.connect], max_blob_bytes=config.max_blob_bytes)
+    _watch_network(metrics, network)  # before it starts: its first connections and charges count
     try:
         await stack.enter_async_context(network)
     except (OSError, P2PError) as e:
@@ -259,6 +260,13 @@ def _subscribe_metrics(events: Events, metrics: Metrics, mempool: Mempool, jobs:
     events.subscribe(TxAdmitted, mempool_gauges)
     events.subscribe(BlockAccepted, lambda e: metrics.block_validation_seconds.observe(e.seconds))
     events.subscribe(JobChanged, lambda _: metrics.set_jobs(jobs.counts()))
+    chain.on_certificate_checked(metrics.record_certificate_check)  # every block's, on the chain thread
+
+
+def _watch_network(metrics: Metrics, network: PeerNetwork) -> None:
+    """Network metrics: the network's counters at every scrape, and every score charge as it happens."""
+    metrics.watch_network(network.stats)
+    network.scoring.on_penalty(lambda _peer, offence: metrics.record_score_charge(offence.label))
 
 
 def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None:

@@ -431,7 +431,7 @@ def load_matrix(data: bytes, name: str, *, max_dim: int = 1 << 20) -> np.ndarray
         raise BlobError("invalid", f"{name}: expected one array, found {type(x).__name__}")
     if x.dtype != np.int8:
         raise BlobError("invalid", f"{name}: dtype must be int8 with entries in [{VALUE_MIN}, {VALUE_MAX}], "
-                        f"found {x.dtype} (split wider integers into int7 digits, see PROTOCOL.md section 9)")
+                        f"found {x.dtype} (split wider integers into int7 digits, see docs/protocol.md section 9)")
     if x.ndim != 2:
         raise BlobError("invalid", f"{name}: expected a 2-D matrix, found {x.ndim} dimensions")
     if min(x.shape) < 1:

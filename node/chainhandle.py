@@ -16,6 +16,7 @@ the chain thread is writing the next block.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ from .events import BlockAccepted, Events, TipMoved
 from .snapshot import ChainSnapshot, take_snapshot
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,23 @@ class ChainHandle:
         self._snapshot = take_snapshot(chain)
         self.params: NetworkParams = chain.params
         self.genesis_id = chain.genesis_id
+        self._certificate_listeners: list[Callable[[float], None]] = []
+        chain.on_certificate_checked = self._certificate_checked  # set on the chain thread, like every call
+
+    def on_certificate_checked(self, fn: Callable[[float], None]) -> None:
+        """Call ``fn(seconds)`` after every certificate check of a submitted block (valid or not).
+
+        ``fn`` runs on the chain thread, in the middle of the block's
+        validation: it must be quick and thread-safe (a Prometheus observe).
+        """
+        self._certificate_listeners.append(fn)
+
+    def _certificate_checked(self, seconds: float) -> None:
+        for fn in tuple(self._certificate_listeners):
+            try:
+                fn(seconds)
+            except Exception:  # a listener must never change what becomes of a block
+                log.exception("certificate listener failed")
 
     @classmethod
     @asynccontextmanager

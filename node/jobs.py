@@ -1,7 +1,7 @@
 """MatMul jobs: submitted matrices, the queue the miner takes from, and checked results.
 
 A job is a pair ``(A, B)`` of int7 matrices. Its id is content-addressed
-(PROTOCOL.md section 9), so submitting the same matrices again returns the same
+(docs/protocol.md section 9), so submitting the same matrices again returns the same
 job. Life cycle: ``queued -> mining -> done`` or ``failed``; a queued or mining
 job can be ``cancelled`` (a job from a peer that waits too long is cancelled
 with the error ``expired``). The miner multiplies the zero-padded matrices as
@@ -155,7 +155,7 @@ class Job:
 
 
 def freivalds_evidence(a: np.ndarray, b: np.ndarray, c: np.ndarray, job_id: bytes) -> dict:
-    """Run Freivalds' check of ``C == A @ B`` (PROTOCOL.md section 9) and describe it."""
+    """Run Freivalds' check of ``C == A @ B`` (docs/protocol.md section 9) and describe it."""
     c_hash = product_hash(c)
     x = freivalds_vector(job_id, c_hash, c.shape[1])
     cx = matvec_mod_p(c, x)

@@ -7,6 +7,14 @@ devnet) can live in one process. Services update the attributes directly
 server records every call with ``record_rpc`` and serves ``generate()`` at
 ``GET /metrics``.
 
+The network's figures are read at scrape time from the ``p2p.peers.NetworkStats``
+given to ``watch_network`` (peers by direction, gossip in and out by topic,
+request timeouts by protocol): p2p keeps plain counters and never imports this
+module. Score charges arrive through ``p2p.scoring.ScoreBook.on_penalty``
+(``record_score_charge``) and certificate checks through
+``ChainHandle.on_certificate_checked`` (``certificate_verify_seconds``), both
+wired in ``node/app.py``.
+
 Naming follows https://prometheus.io/docs/practices/naming/: one ``pouw_``
 prefix, base units (seconds, bytes), ``_total`` on counters, low-cardinality
 labels only (never hashes, addresses or job ids).
@@ -16,10 +24,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from importlib import metadata
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from p2p.peers import NetworkStats
+from p2p.scoring import Offence
 
 #: Label value of ``pouw_rpc_requests_total{method}`` for names that are not registered methods
 #: (kept to one value so a client cannot blow up the series count).
@@ -29,6 +42,12 @@ _FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
                  1.0, 2.5, 5.0, 10.0)
 _SLOW_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _DEPTH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 512)
+
+#: Label values every node exports from the start (0 until something happens), so graphs and
+#: ``rate()`` see each series before its first event. Others appear when they first occur.
+DIRECTIONS = ("inbound", "outbound")
+GOSSIP_TOPICS = ("blocks", "txs", "jobs")
+REQUEST_PROTOCOLS = ("status", "headers", "blocks_by_id", "blob")
 
 
 def _package_version() -> str:
@@ -69,16 +88,22 @@ class Metrics:
         self.reorgs = Counter("pouw_reorgs", "Chain reorganisations.", registry=r)
         self.reorg_depth = Histogram("pouw_reorg_depth", "Blocks disconnected per reorganisation.",
                                      buckets=_DEPTH_BUCKETS, registry=r)
-        self.peers = Gauge("pouw_peers", "Connected peers.", ["direction"], registry=r)
-        for direction in ("inbound", "outbound"):
-            self.peers.labels(direction=direction)
+        self._network = _NetworkCollector()
+        r.register(self._network)  # pouw_peers, pouw_gossip_*, pouw_peer_request_timeouts_total
+        self.score_charges = Counter("pouw_peer_score_charges",
+                                     "Score charges to peers by reason (the offence), bans at once included.",
+                                     ["reason"], registry=r)
+        for offence in Offence:
+            self.score_charges.labels(reason=offence.label)
         self.mempool_txs = Gauge("pouw_mempool_txs", "Transactions in the mempool.", registry=r)
         self.mempool_bytes = Gauge("pouw_mempool_bytes", "Serialized size of the mempool.", registry=r)
         self.block_validation_seconds = Histogram(
             "pouw_block_validation_seconds", "Time to validate and connect one block.",
             buckets=_SLOW_BUCKETS, registry=r)
         self.certificate_verify_seconds = Histogram(
-            "pouw_certificate_verify_seconds", "Time to verify one proof-of-useful-work certificate.",
+            "pouw_certificate_verify_seconds",
+            "Time to verify one proof-of-useful-work certificate: every submitted block's (peer, sync, "
+            "miner, submitblock; valid or not) and every successful verifycertificate call.",
             buckets=_SLOW_BUCKETS, registry=r)
         self.rpc_requests = Counter("pouw_rpc_requests", "JSON-RPC calls by method and error code (0: success).",
                                     ["method", "code"], registry=r)
@@ -119,9 +144,17 @@ class Metrics:
         self.reorgs.inc()
         self.reorg_depth.observe(depth)
 
-    def set_peers(self, *, inbound: int, outbound: int) -> None:
-        self.peers.labels(direction="inbound").set(inbound)
-        self.peers.labels(direction="outbound").set(outbound)
+    def watch_network(self, stats: NetworkStats | None) -> None:
+        """Export ``stats`` (a ``PeerNetwork.stats``) at every scrape; ``None``: no network (all 0)."""
+        self._network.stats = stats
+
+    def record_score_charge(self, reason: str) -> None:
+        """A peer was charged for ``reason`` (an ``Offence.label``); a ``ScoreBook.on_penalty`` listener."""
+        self.score_charges.labels(reason=reason).inc()
+
+    def record_certificate_check(self, seconds: float) -> None:
+        """One certificate verified in ``seconds`` (a ``ChainHandle.on_certificate_checked`` listener)."""
+        self.certificate_verify_seconds.observe(seconds)
 
     def set_jobs(self, counts: Mapping[str, int]) -> None:
         """Set ``pouw_jobs{status}`` from a full status -> count map; statuses not in it drop to 0."""
@@ -148,3 +181,39 @@ class Metrics:
     def generate(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
+
+
+class _NetworkCollector(Collector):
+    """The network's figures, read from a ``NetworkStats`` at each scrape (zeros without one)."""
+
+    def __init__(self) -> None:
+        self.stats: NetworkStats | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.stats
+        peers = GaugeMetricFamily("pouw_peers", "Connected peers by direction (as getpeerinfo shows them).",
+                                  labels=["direction"])
+        for direction, value in _with_defaults(stats.peers if stats else {}, DIRECTIONS):
+            peers.add_metric([direction], value)
+        yield peers
+        yield _counter("pouw_gossip_received", "Gossip messages received by topic, whatever their verdict.",
+                       "topic", stats.gossip_received if stats else {}, GOSSIP_TOPICS)
+        yield _counter("pouw_gossip_published",
+                       "Gossip messages this node published by topic (its own announcements; gossipsub's "
+                       "forwarding of accepted messages is not counted).",
+                       "topic", stats.gossip_published if stats else {}, GOSSIP_TOPICS)
+        yield _counter("pouw_peer_request_timeouts", "Requests to peers that got no answer in time, by protocol.",
+                       "protocol", stats.request_timeouts if stats else {}, REQUEST_PROTOCOLS)
+
+
+def _with_defaults(values: Mapping[str, int], defaults: Iterable[str]) -> list[tuple[str, int]]:
+    values = dict(values)  # read once: the loop keeps adding keys
+    return [(key, values.get(key, 0)) for key in dict.fromkeys([*defaults, *sorted(values)])]
+
+
+def _counter(name: str, documentation: str, label: str, values: Mapping[str, int],
+             defaults: Iterable[str]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for key, value in _with_defaults(values, defaults):
+        family.add_metric([key], value)
+    return family

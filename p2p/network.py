@@ -40,6 +40,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from consensus.errors import ConsensusError, PeerFault
@@ -71,7 +72,7 @@ from .protocol import (
 )
 from .requests import PeerRequester
 from .scoring import BanEntry, Offence, ScoreBook
-from .types import PeerInfo, Verdict
+from .types import INBOUND, OUTBOUND, PeerInfo, Verdict
 
 if TYPE_CHECKING:
     from .host import P2PHost
@@ -80,6 +81,9 @@ log = logging.getLogger(__name__)
 
 MAX_KNOWN_BLOCKS = 4096
 """Recently accepted or announced block ids remembered, to tell duplicates at once."""
+FREE_DUPLICATE_SECONDS = 10.0
+"""A copy of a block that became known this recently is free: honest relays forward copies that
+crossed ours in flight. Older copies cost a point (a flood of them adds up to a ban)."""
 
 
 class PeerNetwork:
@@ -121,9 +125,11 @@ class PeerNetwork:
         self.request_timeout = request_timeout
         self.tx_batch_delay = tx_batch_delay
         self.ban_grace = ban_grace
-        self.requests = PeerRequester(host, self.ids, scoring, timeout=request_timeout,
-                                      max_blob_bytes=max_blob_bytes)
         self.stats = NetworkStats()
+        self._names = {getattr(self.ids, f.name): f.name for f in fields(self.ids)}
+        """Topic id -> short name (``blocks``, ``txs``, ``jobs``), the keys of the gossip counters."""
+        self.requests = PeerRequester(host, self.ids, scoring, timeout=request_timeout,
+                                      max_blob_bytes=max_blob_bytes, stats=self.stats)
         self._peers: dict[str, PeerState] = {}
         self.sync = HeadersFirstSync(chain, self.requests, self._peers, self.stats,
                                      after_accept=self._after_accept, announce_block=self.announce_block,
@@ -132,7 +138,7 @@ class PeerNetwork:
         self._orphans = PendingOrphans(max_pending_orphans)
         self._inflight: set[bytes] = set()
         """Ids of gossiped blocks being checked now (at most one task per id)."""
-        self._known: OrderedDict[bytes, None] = OrderedDict()
+        self._known: OrderedDict[bytes, float] = OrderedDict()
         """Ids of blocks recently accepted or announced (bounded, oldest forgotten first)."""
         self._persistent: dict[str, asyncio.Task] = {}
         self._disconnected: dict[str, asyncio.Event] = {}
@@ -220,12 +226,25 @@ class PeerNetwork:
             self._peers[info.peer_id] = PeerState(info.peer_id, info.direction, info.connected_since)
         if self._running:
             self._spawn(self._handshake(info.peer_id), f"handshake {info.peer_id}")
+        self._count_peers()
 
     def _on_peer_disconnected(self, info: PeerInfo) -> None:
         self._peers.pop(info.peer_id, None)
         event = self._disconnected.get(info.peer_id)
         if event is not None:
             event.set()
+        self._count_peers()
+
+    def _count_peers(self) -> None:
+        """Recount ``stats.peers`` by direction from the host (what ``peer_info`` shows)."""
+        counts = {INBOUND: 0, OUTBOUND: 0}
+        for info in self.host.peers():
+            counts[info.direction] = counts.get(info.direction, 0) + 1
+        self.stats.peers = counts
+
+    def _count_gossip(self, counters: dict[str, int], topic: str) -> None:
+        name = self._names.get(topic, "other")
+        counters[name] = counters.get(name, 0) + 1
 
     def _state(self, peer: str) -> PeerState:
         state = self._peers.get(peer)
@@ -375,6 +394,7 @@ class PeerNetwork:
             log.warning("could not publish on %s: %s", topic, e)
             return False
         self.stats.published[topic] = self.stats.published.get(topic, 0) + 1
+        self._count_gossip(self.stats.gossip_published, topic)
         return True
 
     async def announce_block(self, block: bytes) -> bool:
@@ -416,6 +436,7 @@ class PeerNetwork:
 
     async def _on_block_gossip(self, peer: str, data: bytes) -> Verdict:
         self.stats.blocks_received += 1
+        self._count_gossip(self.stats.gossip_received, self.ids.blocks)
         try:
             ann = BlockAnnouncement.decode(data)
         except P2PDecodeError as e:
@@ -428,9 +449,10 @@ class PeerNetwork:
             return Verdict.IGNORE
         self._inflight.add(block_id)
         try:
-            if block_id in self._known or not await self.chain.missing_blocks([block_id]):
-                self._remember_known(block_id)
-                self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
+            known_at = self._known.get(block_id)
+            if known_at is not None or not await self.chain.missing_blocks([block_id]):
+                if known_at is None or time.monotonic() - known_at > FREE_DUPLICATE_SECONDS:
+                    self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
                 return Verdict.IGNORE
             block = ann.data
             if not ann.full:
@@ -444,8 +466,9 @@ class PeerNetwork:
 
     def _remember_known(self, block_id: bytes) -> None:
         """Note a block the chain holds, so a later copy is recognised without asking the chain."""
-        self._known[block_id] = None
-        self._known.move_to_end(block_id)
+        if block_id in self._known:
+            return  # keep when it first became known
+        self._known[block_id] = time.monotonic()
         while len(self._known) > MAX_KNOWN_BLOCKS:
             self._known.popitem(last=False)
 
@@ -493,6 +516,7 @@ class PeerNetwork:
         await self.announce_block(block)
 
     async def _on_tx_gossip(self, peer: str, data: bytes) -> Verdict:
+        self._count_gossip(self.stats.gossip_received, self.ids.txs)
         try:
             txs = decode_tx_batch(data)
         except P2PDecodeError as e:
@@ -521,6 +545,7 @@ class PeerNetwork:
         return Verdict.REJECT if rejected else Verdict.IGNORE
 
     async def _on_job_gossip(self, peer: str, data: bytes) -> Verdict:
+        self._count_gossip(self.stats.gossip_received, self.ids.jobs)
         try:
             decode_job_message(data)
         except P2PDecodeError as e:

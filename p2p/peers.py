@@ -33,3 +33,15 @@ class NetworkStats:
     txs_accepted: int = 0
     syncs: int = 0
     published: dict[str, int] = field(default_factory=dict)
+    peers: dict[str, int] = field(default_factory=dict)
+    """Connected peers by direction (``inbound``, ``outbound``), recounted from the host on every
+    connect and disconnect."""
+    gossip_received: dict[str, int] = field(default_factory=dict)
+    """Gossip messages that reached our topic handlers, by topic name (``blocks``, ``txs``, ``jobs``),
+    whatever their verdict."""
+    gossip_published: dict[str, int] = field(default_factory=dict)
+    """Messages this node published, by topic name: its own announcements (gossipsub's forwarding of
+    the messages a handler accepted is not counted)."""
+    request_timeouts: dict[str, int] = field(default_factory=dict)
+    """Our requests that got no answer in time, by protocol name (``status``, ``headers``,
+    ``blocks_by_id``, ``blob``)."""

@@ -486,7 +486,7 @@ class JobResultAnnouncement:
     blob_c: bytes
     """BLAKE3 of the product's ``.npy`` bytes."""
     c_blake3: bytes
-    """``H(C)`` of PROTOCOL.md section 9."""
+    """``H(C)`` of docs/protocol.md section 9."""
     round: int = 0
     """How many times the sender announced this result before (see ``JobAnnouncement.round``)."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import fields
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from pouw.constants import HEADER_SIZE
 from pouw.header import compute_block_id
 
 from .errors import P2PDecodeError, P2PError, RequestTimeout
+from .peers import NetworkStats
 from .protocol import (
     ProtocolIds,
     Status,
@@ -58,15 +60,21 @@ class BlobFetch(StrEnum):
 
 
 class PeerRequester:
-    """Client side of the request/response protocols of one chain."""
+    """Client side of the request/response protocols of one chain.
+
+    Timeouts are counted in ``stats.request_timeouts`` by protocol name (a
+    ``NetworkStats`` of its own unless the caller shares one).
+    """
 
     def __init__(self, host: P2PHost, ids: ProtocolIds, scoring: ScoreBook, *, timeout: float = 10.0,
-                 max_blob_bytes: int = 256 << 20) -> None:
+                 max_blob_bytes: int = 256 << 20, stats: NetworkStats | None = None) -> None:
         self.host = host
         self.ids = ids
         self.scoring = scoring
         self.timeout = timeout
         self.max_blob_bytes = max_blob_bytes
+        self.stats = stats if stats is not None else NetworkStats()
+        self._names = {getattr(ids, f.name): f.name for f in fields(ids)}
 
     def punish(self, peer: str, offence: Offence, detail: str = "") -> bool:
         """Charge ``peer`` for ``offence``; True if that banned it."""
@@ -78,6 +86,8 @@ class PeerRequester:
         try:
             return await self.host.request(peer, protocol, data, self.timeout)
         except RequestTimeout:
+            name = self._names.get(protocol, "other")
+            self.stats.request_timeouts[name] = self.stats.request_timeouts.get(name, 0) + 1
             self.punish(peer, Offence.TIMEOUT, protocol)
         except P2PError as e:
             log.debug("%s to %s failed: %s", protocol, peer, e)

@@ -99,6 +99,7 @@ class ScoreBook:
         self._scores: dict[str, tuple[float, float]] = {}  # peer -> (score, as of)
         self._bans: dict[str, BanEntry] = {}
         self._listeners: list[Callable[[BanEntry], None]] = []
+        self._penalty_listeners: list[Callable[[str, Offence], None]] = []
         self._load()
 
     # --- scores -------------------------------------------------------------------------------
@@ -117,6 +118,7 @@ class ScoreBook:
     def penalise(self, peer_id: str, offence: Offence, detail: str = "") -> bool:
         """Record ``offence``; ban when it bans outright or the score crosses the threshold. True if banned."""
         reason = offence.label + (f": {detail}" if detail else "")
+        self._tell_penalty(peer_id, offence)
         if offence.points is None:
             self.ban(peer_id, self.default_ban_seconds, reason)
             return True
@@ -127,6 +129,17 @@ class ScoreBook:
         if crossed:
             self.ban(peer_id, self.score_ban_seconds, f"score {value:.0f} (last: {reason})")
         return crossed
+
+    def on_penalty(self, fn: Callable[[str, Offence], None]) -> None:
+        """Call ``fn(peer_id, offence)`` for every charge ``penalise`` records (from the caller's thread)."""
+        self._penalty_listeners.append(fn)
+
+    def _tell_penalty(self, peer_id: str, offence: Offence) -> None:
+        for fn in list(self._penalty_listeners):
+            try:
+                fn(peer_id, offence)
+            except Exception:  # metrics must never change what a charge does
+                log.exception("penalty listener failed")
 
     def forget(self, peer_id: str) -> None:
         """Drop a peer's score (bans stay)."""

@@ -1,4 +1,4 @@
-"""The PoUW protocol math (PROTOCOL.md sections 1-9), pure NumPy + BLAKE3.
+"""The PoUW protocol math (docs/protocol.md sections 1-9), pure NumPy + BLAKE3.
 
 Nothing here does I/O, reads a clock or draws randomness: every function is a
 deterministic map from bytes and integer matrices to bytes and integer

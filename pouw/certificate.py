@@ -1,4 +1,4 @@
-"""Certificate byte layout (PROTOCOL.md section 8).
+"""Certificate byte layout (docs/protocol.md section 8).
 
 ```
 Certificate = A_blk (16*k bytes) || Bt_blk (16*k bytes)

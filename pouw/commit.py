@@ -1,4 +1,4 @@
-"""Commitments to the mining matrices (PROTOCOL.md section 3).
+"""Commitments to the mining matrices (docs/protocol.md section 3).
 
 ``A`` is cut into blocks of 16 consecutive rows; ``B`` is committed through its
 transpose, so a block of ``B`` is 16 consecutive columns. Each block is one

@@ -1,4 +1,4 @@
-"""Protocol constants of consensus v1 (PROTOCOL.md section 2)."""
+"""Protocol constants of consensus v1 (docs/protocol.md section 2)."""
 
 R = 128
 """Noise rank and chunk width of the inner dimension."""

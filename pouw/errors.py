@@ -2,7 +2,7 @@
 
 ``PouwError`` is the root. ``InvalidMatrixError`` is raised for input that a
 caller (a miner, a job client) got wrong; ``DecodeError`` for malformed bytes;
-``VerificationError`` names the rule of PROTOCOL.md section 8 that failed.
+``VerificationError`` names the rule of docs/protocol.md section 8 that failed.
 """
 
 

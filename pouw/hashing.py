@@ -1,4 +1,4 @@
-"""BLAKE3 primitives with domain separation (PROTOCOL.md section 1).
+"""BLAKE3 primitives with domain separation (docs/protocol.md section 1).
 
 - ``H(data)``: unkeyed 32-byte digest.
 - ``K(name)``: the 32-byte domain key ``H(b"pouw/v1/" + name)``.

@@ -1,4 +1,4 @@
-"""Block header byte layout and block id (PROTOCOL.md section 4).
+"""Block header byte layout and block id (docs/protocol.md section 4).
 
 ``HeaderPre`` (140 bytes) is what a miner fixes before multiplying; ``Header``
 (212 bytes) adds the matrix roots and the winning tile. The block id is

@@ -1,4 +1,4 @@
-"""Jobs, their ids and the Freivalds check of a product (PROTOCOL.md section 9).
+"""Jobs, their ids and the Freivalds check of a product (docs/protocol.md section 9).
 
 A job is a matrix pair ``(A, B)``; its id is content-addressed. The result is
 the exact product of the matrices as submitted, checked with Freivalds' test

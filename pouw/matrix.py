@@ -1,4 +1,4 @@
-"""Input validation and padding of mining/job matrices (PROTOCOL.md section 2)."""
+"""Input validation and padding of mining/job matrices (docs/protocol.md section 2)."""
 
 from __future__ import annotations
 

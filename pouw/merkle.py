@@ -1,4 +1,4 @@
-"""Merkle trees of RFC 6962 shape, keyed node hashing (PROTOCOL.md section 3).
+"""Merkle trees of RFC 6962 shape, keyed node hashing (docs/protocol.md section 3).
 
 No padding leaves: the root of one leaf is the leaf itself; for ``L > 1`` leaves
 with ``s`` the largest power of two below ``L``,

@@ -1,4 +1,4 @@
-"""Noise of PROTOCOL.md section 5: dense low-rank factors and sparse +-1 factors.
+"""Noise of docs/protocol.md section 5: dense low-rank factors and sparse +-1 factors.
 
 ``E_A = E_AL . E_AR`` (``E_AL`` is ``m x r`` dense, ``E_AR`` is ``r x k`` with
 one +1 and one -1 per column) and ``E_B = E_BL . E_BR`` likewise. Dense factors

@@ -1,4 +1,4 @@
-"""Recovering the exact product from the noised one (PROTOCOL.md section 7).
+"""Recovering the exact product from the noised one (docs/protocol.md section 7).
 
 ``C = C' - (A . E_BL) . E_BR - E_AL . (E_AR . B')``: two corrections of rank ``r``.
 ``A . E_BL`` scatters ``A``'s columns into ``r`` buckets (+ at ``fB[c]``, - at

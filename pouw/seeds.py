@@ -1,4 +1,4 @@
-"""Seeds of one mining attempt (PROTOCOL.md section 5).
+"""Seeds of one mining attempt (docs/protocol.md section 5).
 
 The noise depends on the commitments (Fiat-Shamir): a miner cannot choose ``A``
 to cancel noise it does not know before committing. Shapes are bound into the

@@ -1,4 +1,4 @@
-"""Per-tile transcript, tickets and the win condition (PROTOCOL.md section 6).
+"""Per-tile transcript, tickets and the win condition (docs/protocol.md section 6).
 
 After each 128-wide chunk ``c`` of the inner dimension, every 16x16 output tile's
 running int32 sum is reduced to one word ``w_c``: the XOR of its 256 entries'

@@ -1,4 +1,4 @@
-"""Certificate verification (PROTOCOL.md section 8).
+"""Certificate verification (docs/protocol.md section 8).
 
 ``verify`` checks, in order, and stops at the first failure with a
 ``VerificationError`` naming the rule:

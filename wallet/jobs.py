@@ -1,7 +1,7 @@
 """MatMul job files on the client side: read ``.npy`` matrices, check a product, save it.
 
 The wallet does not trust the node's word for a product. Before ``C`` is
-saved, ``check_product`` runs Freivalds' test locally (PROTOCOL.md section 9,
+saved, ``check_product`` runs Freivalds' test locally (docs/protocol.md section 9,
 ``pouw.jobs.freivalds_check``: ``A.(B.x) == C.x (mod 2^61-1)`` for the vector
 drawn from the job id and ``H(C)``), so a wrong ``C`` is caught with
 probability ``1 - 2^-61``. When ``A`` and ``B`` come from the node as well,
@@ -53,14 +53,14 @@ def read_matrix_file(path: str | Path, name: str) -> tuple[bytes, np.ndarray]:
     x = load_npy_bytes(data, f"{name} ({path})")
     if x.dtype != np.int8:
         raise JobFileError(f"{name} ({path}) has dtype {x.dtype}; job matrices are int8 with entries in [-64, 63] "
-                           "(split wider integers into int7 digits, PROTOCOL.md section 9)")
+                           "(split wider integers into int7 digits, docs/protocol.md section 9)")
     if x.size and (int(x.min()) < -64 or int(x.max()) > 63):
         raise JobFileError(f"{name} ({path}) has entries outside [-64, 63]")
     return data, x
 
 
 def compute_local_job_id(a: np.ndarray, b: np.ndarray) -> bytes:
-    """The job id of ``(A, B)`` (PROTOCOL.md section 9): submitted shape and roots of the padded pair."""
+    """The job id of ``(A, B)`` (docs/protocol.md section 9): submitted shape and roots of the padded pair."""
     try:
         pa, pb = pad_pair(np.ascontiguousarray(a), np.ascontiguousarray(b))
     except InvalidMatrixError as e:

@@ -101,7 +101,7 @@ class MiningMethods:
                               required=False,
                               description="Hex target; default: the chain's, when the parent is known.")])
     async def verifycertificate(self, header: str, certificate: str, expected_target: str | None = None) -> dict:
-        """Check a header and certificate (PROTOCOL.md section 8); says which rule failed, if any."""
+        """Check a header and certificate (docs/protocol.md section 8); says which rule failed, if any."""
         h, c = bytes.fromhex(header), bytes.fromhex(certificate)
         target, source = None, "none: internal consistency only"
         if expected_target is not None:

@@ -46,7 +46,7 @@ def check_upload(header: NpyHeader, max_blob_bytes: int, max_elements: int = DEF
     """Raise ``BlobError`` or ``JobError`` unless ``header`` announces an int8 matrix some job here could use."""
     if header.dtype != np.int8:
         raise BlobError("invalid", f"blob: dtype must be int8 with entries in [{VALUE_MIN}, {VALUE_MAX}], found "
-                        f"{header.dtype} (split wider integers into int7 digits, see PROTOCOL.md section 9)")
+                        f"{header.dtype} (split wider integers into int7 digits, see docs/protocol.md section 9)")
     if len(header.shape) != 2:
         raise BlobError("invalid", f"blob: expected a 2-D matrix, found {len(header.shape)} dimensions")
     rows, cols = header.shape

@@ -1,4 +1,4 @@
-"""One test per chain rule of PROTOCOL.md sections 4, 8 and 10, named after the rule.
+"""One test per chain rule of docs/protocol.md sections 4, 8 and 10, named after the rule.
 
 Blocks are really mined (NumPy backend, ``m = n = 16``, ``k = 256``, a target
 whose win threshold saturates, so every nonce wins). A faulty block is mined

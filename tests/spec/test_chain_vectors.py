@@ -1,4 +1,4 @@
-"""Fixed byte vectors of the chain codecs (PROTOCOL.md section 10).
+"""Fixed byte vectors of the chain codecs (docs/protocol.md section 10).
 
 Each vector is checked two ways: against a hand-assembled byte string (the
 layout of the spec, field by field) and against a pinned hex string, so a

@@ -1,4 +1,4 @@
-"""One test per rule of PROTOCOL.md sections 1-9, named after the rule.
+"""One test per rule of docs/protocol.md sections 1-9, named after the rule.
 
 Where it is cheap, a rule is recomputed here independently (plain Python
 integers and ``blake3`` directly) rather than through the module under test.

@@ -1,4 +1,4 @@
-"""WTEMA difficulty and the median time (PROTOCOL.md section 10), exact integer arithmetic."""
+"""WTEMA difficulty and the median time (docs/protocol.md section 10), exact integer arithmetic."""
 
 from __future__ import annotations
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from consensus.codec import decode_block, encode_block
 from p2p.access import Intake
-from p2p.network import PeerNetwork
+from p2p.network import FREE_DUPLICATE_SECONDS, PeerNetwork
 from p2p.protocol import BlockAnnouncement
 from p2p.scoring import ScoreBook
 from p2p.types import Verdict
@@ -60,5 +61,22 @@ async def test_copies_during_the_check_are_free_and_later_ones_cost_a_point():
     assert all(scoring.score(f"relay-{i}") == 0 for i in "bcd")
     chain.release.set()
     assert await first == Verdict.ACCEPT and chain.submitted == 1
-    assert await net._on_block_gossip("relay-e", gossip) == Verdict.IGNORE  # known now: a useless copy
-    assert scoring.score("relay-e") < 0
+    assert await net._on_block_gossip("relay-e", gossip) == Verdict.IGNORE  # accepted a moment ago: free
+    assert scoring.score("relay-e") == 0
+
+
+async def test_a_copy_of_a_block_known_for_a_while_costs_a_point(monkeypatch):
+    builder = ChainBuilder(P, synthetic=True)
+    old, recent = (encode_block(b) for b in builder.extend(builder.genesis_id, 2))
+    chain = SlowChain()
+    chain.release.set()
+    chain.stored |= {decode_block(old).header.block_id}  # stored long ago (before this process)
+    scoring = ScoreBook()
+    net = PeerNetwork(Host(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
+    assert await net._on_block_gossip("a", BlockAnnouncement.for_block(old).encode()) == Verdict.IGNORE
+    assert scoring.score("a") < 0
+    assert await net._on_block_gossip("b", BlockAnnouncement.for_block(recent).encode()) == Verdict.ACCEPT
+    clock = [time.monotonic() + FREE_DUPLICATE_SECONDS + 1]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    assert await net._on_block_gossip("c", BlockAnnouncement.for_block(recent).encode()) == Verdict.IGNORE
+    assert scoring.score("c") < 0
