@@ -6,9 +6,12 @@ Node 0 mines; transfers go to every node round-robin (one funded devnet key per
 node, so each sender's nonces stay in order on its node); a small job goes to a
 non-mining node every ``--job-every`` seconds (the miner fetches it, mines it,
 and the result comes back). At the end it waits for the mempools to drain and
-reports: transactions sent / confirmed on every node, jobs done, RPC latency
-(p50/p99 of every call the driver made), and each node's memory (RSS) at the
-start and the end. Everything runs on 127.0.0.1 and stops by itself.
+reports: transactions sent / confirmed on every node, jobs done and each job's
+time from submission to done, RPC latency (p50/p99 of every call the driver
+made), the requests between the nodes that timed out and the score charges the
+nodes made against each other (all honest: both should be 0; from
+``/metrics``), and each node's memory (RSS) at the start and the end.
+Everything runs on 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -69,6 +72,17 @@ class Node:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.load(r)["hash"]
 
+    def counters(self, name: str) -> dict[str, float]:
+        """Samples of one Prometheus counter from ``/metrics``, by their label text."""
+        with urllib.request.urlopen(self.url + "metrics", timeout=30) as r:
+            text = r.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith(name + "{"):
+                labels, _, value = line[len(name):].rpartition(" ")
+                out[labels] = float(value)
+        return out
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -101,12 +115,27 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
             rss_start = [n.rss_mb() for n in nodes]
             nonces = [nodes[i].rpc("getaccount", _addr(keys[i], params))["next_nonce"] for i in range(3)]
             sent, jobs, elapsed = _load(nodes, keys, params, nonces, seconds, tx_rate, job_every)
+            load_end = time.time()
             _drain(nodes, jobs)
             lost_txs = _lost_txs(nodes, keys, params, nonces, sent)
             lost_jobs = _lost_jobs(nodes[1], jobs)
             tips = _tips_when_agreed(nodes)
             lat = sorted(x for n in nodes for x in n.latencies)
+            records = [nodes[1].rpc("getmatmuljob", j) for j, _ in jobs]
+            finished = [r["finished"] for r in records if r["status"] == "done" and r["finished"]]
+            job_seconds = sorted(r["finished"] - r["created"] for r in records
+                                 if r["status"] == "done" and r["finished"])
+            timeouts = sum(sum(n.counters("pouw_peer_request_timeouts_total").values()) for n in nodes)
+            charges: dict[str, float] = {}
+            for n in nodes:
+                for labels, v in n.counters("pouw_peer_score_charges_total").items():
+                    charges[labels] = charges.get(labels, 0) + v
             return {
+                "request_timeouts": int(timeouts), "request_timeouts_per_minute": round(timeouts / elapsed * 60, 2),
+                "score_charges": {k: int(v) for k, v in charges.items() if v},
+                "job_seconds_p50": round(job_seconds[len(job_seconds) // 2], 1) if job_seconds else None,
+                "job_seconds_max": round(job_seconds[-1], 1) if job_seconds else None,
+                "jobs_done_30s_after_load": sum(1 for t in finished if t <= load_end + 30),
                 "kind": "soak", "seconds": round(elapsed, 1), "tx_rate_target": tx_rate,
                 "txs_sent": len(sent), "tx_rate": round(len(sent) / elapsed, 1), "txs_lost": len(lost_txs),
                 "jobs_sent": len(jobs), "jobs_lost": len(lost_jobs),

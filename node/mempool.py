@@ -128,6 +128,11 @@ class Mempool:
     def entries(self) -> list[Entry]:
         return list(self._by_id.values())
 
+    def seen_seconds_ago(self, tx_id: bytes) -> float | None:
+        """How long ago a pending transfer was first seen (by the mempool's clock); None if not pending."""
+        entry = self._by_id.get(tx_id)
+        return None if entry is None else self._clock() - entry.time
+
     def pending_nonce(self, sender: bytes) -> int:
         """The nonce the sender's next transfer should carry, counting pending ones."""
         if sender in self._dirty:

@@ -41,8 +41,9 @@ import numpy as np
 
 from consensus.codec import decode_block, decode_tx, encode_block, encode_header, encode_tx
 from consensus.errors import BadNonce, DecodeError, InsufficientBalance, InvalidTx, PeerFault
+from consensus.tx import compute_tx_id
 from p2p.access import Intake, TxOutcome
-from p2p.network import PeerNetwork
+from p2p.network import FREE_DUPLICATE_SECONDS, PeerNetwork
 from p2p.protocol import JobAnnouncement, JobResultAnnouncement, blocks_page, compute_locator, decode_job_message
 from p2p.requests import BlobFetch
 from p2p.scoring import Offence
@@ -229,11 +230,15 @@ class NetAdapter:
 
     async def _submit_tx(self, raw: bytes, peer: str) -> TxOutcome:
         try:
-            await self.txs.submit(decode_tx(bytes(raw)), source=peer)
+            tx = decode_tx(bytes(raw))
+            await self.txs.submit(tx, source=peer)
         except DecodeError as e:
             return TxOutcome(Intake.REJECTED, str(e))
         except MempoolError as e:
-            return TxOutcome(Intake.DUPLICATE) if e.reason == "duplicate" else TxOutcome(Intake.IGNORED, e.reason)
+            if e.reason != "duplicate":
+                return TxOutcome(Intake.IGNORED, e.reason)
+            age = self.txs.mempool.seen_seconds_ago(compute_tx_id(tx))
+            return TxOutcome(Intake.DUPLICATE, recent=age is not None and age < FREE_DUPLICATE_SECONDS)
         except (BadNonce, InsufficientBalance) as e:
             # Nonce and balance depend on what each node has seen (races, reorgs): not a fault.
             return TxOutcome(Intake.IGNORED, str(e))

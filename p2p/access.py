@@ -36,6 +36,8 @@ class TxOutcome:
 
     intake: Intake
     reason: str = ""
+    recent: bool = False
+    """For a duplicate: the node first saw it moments ago (a copy that crossed its own in flight)."""
 
 
 class ChainAccess(Protocol):

@@ -538,9 +538,10 @@ class PeerNetwork:
             return Verdict.ACCEPT
         if accepted:
             await self.announce_txs(accepted)
-        elif not rejected and all(r.intake == Intake.DUPLICATE for r in results):
-            # Only a batch of pure duplicates is useless; "ignored" ones (a nonce or balance that
-            # depends on what each node has seen so far) are races under load, not misbehaviour.
+        elif not rejected and all(r.intake == Intake.DUPLICATE and not r.recent for r in results):
+            # Only a batch of old duplicates is useless: "ignored" ones (a nonce or balance that
+            # depends on what each node has seen so far) are races under load, and duplicates first
+            # seen moments ago crossed ours in flight (relays re-announce what they accepted).
             self._punish(peer, Offence.USELESS, "a batch of transactions we have")
         return Verdict.REJECT if rejected else Verdict.IGNORE
 

@@ -4,6 +4,7 @@ jobs from peers: bounded fetches, streamed and checked blobs, penalties, shares 
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -55,7 +56,7 @@ async def adapter(tmp_path):
     store = MemoryStore()
     chain = ChainService(store, P, clock=lambda: NOW)
     handle = await asyncio.get_running_loop().run_in_executor(chain_exec, ChainHandle, chain, chain_exec, events)
-    mempool = Mempool(P.chain_id, P.max_memo, lambda a: handle.snapshot.get_account(a))
+    mempool = Mempool(P.chain_id, P.max_memo, lambda a: handle.snapshot.get_account(a), clock=lambda: time.time())
     blobs = BlobStore(tmp_path / "blobs")
     jobs = JobService(MemoryStore(), blobs)
     admitted: list[TxAdmitted] = []
@@ -116,6 +117,17 @@ async def test_transactions_from_peers(adapter):
                                        Intake.IGNORED]
     assert out[2].reason.startswith("decode:") and out[4].reason
     assert [e.source for e in admitted] == ["peer"]
+    assert out[1].recent  # a copy of a transfer first seen a moment ago: crossed ours in flight
+
+
+async def test_a_duplicate_first_seen_long_ago_is_not_recent(adapter, monkeypatch):
+    net, _, _ = adapter
+    good = encode_tx(make_transfer(KEYS[0], P.chain_id, 0, KEYS[1].address, 5, 1000))
+    await net.submit_txs([good], "peer")
+    later = time.time() + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    (again,) = await net.submit_txs([good], "peer")
+    assert again.intake == Intake.DUPLICATE and not again.recent
 
 
 # --- jobs from peers --------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from consensus.codec import decode_block, encode_block
-from p2p.access import Intake
+from consensus.codec import decode_block, encode_block, encode_tx
+from p2p.access import Intake, TxOutcome
 from p2p.network import FREE_DUPLICATE_SECONDS, PeerNetwork
 from p2p.protocol import BlockAnnouncement
 from p2p.scoring import ScoreBook
@@ -80,3 +80,25 @@ async def test_a_copy_of_a_block_known_for_a_while_costs_a_point(monkeypatch):
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     assert await net._on_block_gossip("c", BlockAnnouncement.for_block(recent).encode()) == Verdict.IGNORE
     assert scoring.score("c") < 0
+
+
+class TxChain(SlowChain):
+    def __init__(self, recent: bool) -> None:
+        super().__init__()
+        self.recent = recent
+
+    async def submit_txs(self, txs, peer):
+        return [TxOutcome(Intake.DUPLICATE, recent=self.recent) for _ in txs]
+
+
+async def test_a_batch_of_duplicates_costs_a_point_only_when_they_are_old():
+    from consensus.keys import devnet_keypairs
+    from consensus.tx import make_transfer
+    from p2p.protocol import encode_tx_batch
+
+    batch = encode_tx_batch([encode_tx(make_transfer(devnet_keypairs(1)[0], P.chain_id, 0, bytes(20), 1, 1000))])
+    for recent, charged in ((True, False), (False, True)):
+        scoring = ScoreBook()
+        net = PeerNetwork(Host(), TxChain(recent), chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
+        assert await net._on_tx_gossip("relay", batch) == Verdict.IGNORE
+        assert (scoring.score("relay") < 0) == charged
