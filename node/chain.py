@@ -348,29 +348,19 @@ class ChainService:
         return SubmitResult(block_id, BlockStatus.CONNECTED, change)
 
     def _validate(self, block: Block, parent: IndexEntry, size: int) -> None:
-        """``validate_block``, with its certificate check timed on its own (``on_certificate_checked``).
+        """``validate_block``, its certificate check timed (``on_certificate_checked``) at its own place in
+        the order: after the cheap header checks, before any signature."""
+        validate_block(block, self.get_parent_info(parent.block_id), self.params, int(self._clock()),
+                       encoded_size=size, check_certificate=self._check_certificates,
+                       certificate_check=self._timed_certificate_check)
 
-        The certificate is verified first, against the header's own target,
-        and timed. If it passes, ``validate_block`` runs without it: when the
-        cheap checks pass, the header's target is the expected one, so the
-        full check would have passed too. If it fails, ``validate_block`` runs
-        with it, so the block raises exactly what it raised before (a cheap
-        check's error first, the certificate's next) and transfer signatures
-        are still never checked under a bad certificate.
-        """
-        info = self.get_parent_info(parent.block_id)
-        recheck = self._check_certificates  # whether validate_block verifies the certificate itself
-        if self._check_certificates and block.certificate is not None:
-            start = time.perf_counter()
-            try:
-                validate_certificate(block, block.header.pre.target)
-            except Exception:  # validate_block below raises what this block raises
-                pass
-            else:
-                recheck = False
+    def _timed_certificate_check(self, block: Block, expected_target: int) -> None:
+        start = time.perf_counter()
+        try:
+            validate_certificate(block, expected_target)
+        finally:
             if self.on_certificate_checked is not None:
                 self.on_certificate_checked(time.perf_counter() - start)
-        validate_block(block, info, self.params, int(self._clock()), encoded_size=size, check_certificate=recheck)
 
     def _reorganize(self, target: IndexEntry, pending: Block | None) -> TipChange | None:
         """Make ``target`` the tip. ``pending`` is ``target``'s block when it is not stored yet.
