@@ -8,10 +8,11 @@ non-mining node every ``--job-every`` seconds (the miner fetches it, mines it,
 and the result comes back). At the end it waits for the mempools to drain and
 reports: transactions sent / confirmed on every node, jobs done and each job's
 time from submission to done, RPC latency (p50/p99 of every call the driver
-made), the requests between the nodes that timed out and the score charges the
-nodes made against each other (all honest: both should be 0; from
-``/metrics``), and each node's memory (RSS) at the start and the end.
-Everything runs on 127.0.0.1 and stops by itself.
+made), block propagation under the load (from the miner showing a new tip to
+the last node showing it, polled every 50 ms), the requests between the nodes
+that timed out and the score charges the nodes made against each other (all
+honest: both should be 0; from ``/metrics``), and each node's memory (RSS) at
+the start and the end. Everything runs on 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -95,6 +97,35 @@ class Node:
         self.log.close()
 
 
+class TipWatcher(threading.Thread):
+    """Asks every node for its best block every ``interval`` seconds; notes when each first showed each tip."""
+
+    def __init__(self, nodes: list[Node], interval: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.nodes = nodes
+        self.interval = interval
+        self.seen: dict[str, dict[int, float]] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "getbestblockhash", "params": []}).encode()
+        while not self.halt.is_set():
+            for i, n in enumerate(self.nodes):
+                req = urllib.request.Request(n.url, body, headers={"Content-Type": "application/json"})
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as r:
+                        tip = json.load(r)["result"]
+                except (OSError, ValueError, KeyError):
+                    continue
+                self.seen.setdefault(tip, {}).setdefault(i, time.monotonic())
+            self.halt.wait(self.interval)
+
+    def propagation(self) -> list[float]:
+        """Seconds from the miner (node 0) showing a tip to the last node showing it, per tip all showed."""
+        everywhere = (s for s in self.seen.values() if len(s) == len(self.nodes))
+        return sorted(max(s.values()) - s[0] for s in everywhere)
+
+
 def npy(x: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, x, allow_pickle=False)
@@ -114,8 +145,13 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
             _wait_peered(nodes)
             rss_start = [n.rss_mb() for n in nodes]
             nonces = [nodes[i].rpc("getaccount", _addr(keys[i], params))["next_nonce"] for i in range(3)]
+            watcher = TipWatcher(nodes)
+            watcher.start()
             sent, jobs, elapsed = _load(nodes, keys, params, nonces, seconds, tx_rate, job_every)
             load_end = time.time()
+            watcher.halt.set()
+            watcher.join(30)
+            spread = watcher.propagation()
             _drain(nodes, jobs)
             lost_txs = _lost_txs(nodes, keys, params, nonces, sent)
             lost_jobs = _lost_jobs(nodes[1], jobs)
@@ -131,6 +167,9 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
                 for labels, v in n.counters("pouw_peer_score_charges_total").items():
                     charges[labels] = charges.get(labels, 0) + v
             return {
+                "blocks_timed": len(spread),
+                "block_propagation_p50_ms": round(1000 * spread[len(spread) // 2]) if spread else None,
+                "block_propagation_p99_ms": round(1000 * spread[int(len(spread) * 0.99)]) if spread else None,
                 "request_timeouts": int(timeouts), "request_timeouts_per_minute": round(timeouts / elapsed * 60, 2),
                 "score_charges": {k: int(v) for k, v in charges.items() if v},
                 "job_seconds_p50": round(job_seconds[len(job_seconds) // 2], 1) if job_seconds else None,
