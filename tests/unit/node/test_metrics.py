@@ -32,6 +32,7 @@ from p2p.scoring import Offence, ScoreBook
 from p2p.types import INBOUND, OUTBOUND, PeerInfo, Verdict
 from tests.support.blockgen import ChainBuilder, easy_params
 from tests.support.memstore import MemoryStore
+from tests.support.stubhost import StubHost
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple], float]:
@@ -157,19 +158,13 @@ def test_without_a_network_every_network_series_is_there_at_zero():
         assert s[("pouw_peer_score_charges_total", (("reason", offence.label),))] == 0
 
 
-class Host:
+class Host(StubHost):
     """What ``PeerNetwork`` uses of ``P2PHost``: connected peers, publishing, requests (that time out)."""
 
     def __init__(self) -> None:
         self.connected: dict[str, PeerInfo] = {}
         self.sent: list[str] = []
         self.running = True
-
-    def set_gater(self, fn): ...
-    def subscribe(self, topic, fn): ...
-    def set_request_handler(self, protocol, fn): ...
-    def on_peer_connected(self, fn): ...
-    def on_peer_disconnected(self, fn): ...
 
     def peers(self) -> list[PeerInfo]:
         return list(self.connected.values())

@@ -6,16 +6,7 @@ from p2p.network import PeerNetwork
 from p2p.protocol import BLOB_CHUNK_BYTES, decode_blob_response, encode_blob_request
 from p2p.scoring import ScoreBook
 from pouw.hashing import H
-
-
-class Host:
-    """Just enough of ``P2PHost`` for ``PeerNetwork``'s constructor."""
-
-    def set_gater(self, fn): ...
-    def subscribe(self, topic, fn): ...
-    def set_request_handler(self, protocol, fn): ...
-    def on_peer_connected(self, fn): ...
-    def on_peer_disconnected(self, fn): ...
+from tests.support.stubhost import StubHost
 
 
 class PagedChain:
@@ -33,7 +24,7 @@ class PagedChain:
 async def test_each_request_reads_one_page():
     blob = bytes(range(256)) * (BLOB_CHUNK_BYTES // 256 + 100)
     chain = PagedChain(blob)
-    net = PeerNetwork(Host(), chain, chain_id=1, genesis_id=bytes(32), scoring=ScoreBook())
+    net = PeerNetwork(StubHost(), chain, chain_id=1, genesis_id=bytes(32), scoring=ScoreBook())
     digest = H(blob)
     first = decode_blob_response(await net._serve_blob("peer", encode_blob_request(digest, 0)))
     second = decode_blob_response(await net._serve_blob("peer", encode_blob_request(digest, BLOB_CHUNK_BYTES)))

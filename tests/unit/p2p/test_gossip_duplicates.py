@@ -12,18 +12,9 @@ from p2p.protocol import BlockAnnouncement
 from p2p.scoring import ScoreBook
 from p2p.types import Verdict
 from tests.support.blockgen import ChainBuilder, easy_params
+from tests.support.stubhost import StubHost
 
 P = easy_params()
-
-
-class Host:
-    """Just enough of ``P2PHost`` for ``PeerNetwork``'s constructor."""
-
-    def set_gater(self, fn): ...
-    def subscribe(self, topic, fn): ...
-    def set_request_handler(self, protocol, fn): ...
-    def on_peer_connected(self, fn): ...
-    def on_peer_disconnected(self, fn): ...
 
 
 class SlowChain:
@@ -53,7 +44,7 @@ async def test_copies_during_the_check_are_free_and_later_ones_cost_a_point():
     gossip = BlockAnnouncement.for_block(block).encode()
     chain = SlowChain()
     scoring = ScoreBook()
-    net = PeerNetwork(Host(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
+    net = PeerNetwork(StubHost(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
     first = asyncio.ensure_future(net._on_block_gossip("relay-a", gossip))
     await asyncio.sleep(0)
     copies = [await net._on_block_gossip(f"relay-{i}", gossip) for i in "bcd"]  # while the first is checked
@@ -72,7 +63,7 @@ async def test_a_copy_of_a_block_known_for_a_while_costs_a_point(monkeypatch):
     chain.release.set()
     chain.stored |= {decode_block(old).header.block_id}  # stored long ago (before this process)
     scoring = ScoreBook()
-    net = PeerNetwork(Host(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
+    net = PeerNetwork(StubHost(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
     assert await net._on_block_gossip("a", BlockAnnouncement.for_block(old).encode()) == Verdict.IGNORE
     assert scoring.score("a") < 0
     assert await net._on_block_gossip("b", BlockAnnouncement.for_block(recent).encode()) == Verdict.ACCEPT
@@ -99,6 +90,6 @@ async def test_a_batch_of_duplicates_costs_a_point_only_when_they_are_old():
     batch = encode_tx_batch([encode_tx(make_transfer(devnet_keypairs(1)[0], P.chain_id, 0, bytes(20), 1, 1000))])
     for recent, charged in ((True, False), (False, True)):
         scoring = ScoreBook()
-        net = PeerNetwork(Host(), TxChain(recent), chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
+        net = PeerNetwork(StubHost(), TxChain(recent), chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
         assert await net._on_tx_gossip("relay", batch) == Verdict.IGNORE
         assert (scoring.score("relay") < 0) == charged
