@@ -132,7 +132,9 @@ def npy(x: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "devnet") -> dict:
+def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "devnet", *,
+             watch_tips: bool = True) -> dict:
+    """The soak; ``watch_tips=False`` leaves out the propagation poller (its 60 requests/s)."""
     params = get_network(network)
     keys = devnet_keypairs(4)[1:4]  # one sender per node; key 0 is the miner's, key 9 the faucet's
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,11 +148,13 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
             rss_start = [n.rss_mb() for n in nodes]
             nonces = [nodes[i].rpc("getaccount", _addr(keys[i], params))["next_nonce"] for i in range(3)]
             watcher = TipWatcher(nodes)
-            watcher.start()
+            if watch_tips:
+                watcher.start()
             sent, jobs, elapsed = _load(nodes, keys, params, nonces, seconds, tx_rate, job_every)
             load_end = time.time()
-            watcher.halt.set()
-            watcher.join(30)
+            if watch_tips:
+                watcher.halt.set()
+                watcher.join(30)
             spread = watcher.propagation()
             _drain(nodes, jobs)
             lost_txs = _lost_txs(nodes, keys, params, nonces, sent)
