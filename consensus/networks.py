@@ -90,6 +90,16 @@ class NetworkParams:
     """Bytes of a transfer's memo."""
     mining_shape: tuple[int, int, int]
     """Default ``(m, n, k)`` a miner uses when no job waits."""
+    halflife: int = 172_800
+    """ASERT half-life in seconds: the target doubles per ``halflife`` the chain is behind schedule."""
+    max_future: int = 7_200
+    """Seconds a block's time may be ahead of the local clock (``halflife >= 12 * max_future``)."""
+    min_fee_per_byte: int = 1
+    """A transfer's fee must be at least this many base units per byte of the encoded Tx."""
+    max_fork_depth: int = 1_440
+    """A side branch forking more than this many blocks below the tip is refused."""
+    side_branch_margin: int = 6
+    """Bodies of a side branch are taken only when its work is within this many tip blocks' work of the tip."""
 
     def subsidy(self, height: int) -> int:
         """Base units a coinbase may create at ``height``: halves every ``halving_interval`` blocks."""
@@ -128,6 +138,8 @@ DEVNET = NetworkParams(
     allocations=_devnet_allocations(),
     block_spacing=5,
     wtema_n=16,
+    halflife=86_400,
+    max_fork_depth=1_000,
     pow_limit=MAX_U256,
     initial_target=(1 << 256) // (DEVNET_MATMULS_PER_BLOCK * _shape_macs(DEVNET_SHAPE)),
     no_retarget=True,
@@ -155,6 +167,8 @@ TESTNET = NetworkParams(
     allocations=(),
     block_spacing=30,
     wtema_n=240,  # response time 2 hours
+    halflife=86_400,
+    max_fork_depth=2_880,  # a day at S = 30 s
     pow_limit=(1 << 256) // _shape_macs((1024, 1024, 1024)),
     initial_target=(1 << 256) // (30 * 10**11),  # ~1e11 MAC/s: a few CPU miners
     no_retarget=False,
@@ -174,6 +188,8 @@ MAINNET = NetworkParams(
     allocations=(),
     block_spacing=60,
     wtema_n=1440,  # response time one day
+    halflife=172_800,  # two days, as aserti3-2d
+    max_fork_depth=1_440,  # a day at S = 60 s
     pow_limit=(1 << 256) // _shape_macs((4096, 4096, 4096)),
     initial_target=(1 << 256) // (60 * 10**14),  # ~1e14 MAC/s: a handful of GPUs
     no_retarget=False,
