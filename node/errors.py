@@ -23,3 +23,16 @@ class WrongDatabaseError(StorageError):
 
 class StartupError(NodeError):
     """The node could not start (a port in use, a data directory another node holds); nothing is left open."""
+
+
+class BlockStateInvalid(NodeError):
+    """A block whose fault depends on account state (a nonce, a balance): rejected here, its sender not punished.
+
+    A peer cannot be expected to know the state of a branch that was not its
+    best chain, so only context-free faults (``consensus.errors.PeerFault``)
+    cost points. ``rule`` names the failed rule, as ``InvalidBlock.rule`` does.
+    """
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule

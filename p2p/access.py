@@ -19,7 +19,9 @@ class Intake(StrEnum):
     """What the node did with a block or a transaction a peer sent."""
 
     ACCEPTED = "accepted"
-    """Taken (a block connected or stored as a side branch; a transaction admitted): forward it."""
+    """Taken and fully validated (a block connected to the main chain; a transaction admitted): forward it."""
+    STORED = "stored"
+    """A block stored on a side branch, its state not checked yet: not forwarded, the sender not penalised."""
     DUPLICATE = "duplicate"
     """Already known: not forwarded; a flood of them costs the sender."""
     ORPHAN = "orphan"
