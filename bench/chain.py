@@ -53,17 +53,17 @@ def emit(args, name: str, text: str, **figures) -> None:
 
 def bench_validation(args) -> None:
     keys = devnet_keypairs(10)
-    raws = [encode_tx(make_transfer(keys[i % 10], DEVNET.chain_id, i // 10, keys[(i + 1) % 10].address, 5, 1))
+    raws = [encode_tx(make_transfer(keys[i % 10], DEVNET.chain_id, i // 10, keys[(i + 1) % 10].address, 5, 1000))
             for i in range(args.validate_count)]
     accounts = {k.address: Account(10**15, 0) for k in keys}
     start = time.perf_counter()
     for raw in raws:
         tx = decode_tx(raw)
-        validate_tx(tx, DEVNET.chain_id, DEVNET.max_memo)
+        validate_tx(tx, DEVNET.chain_id, DEVNET.max_memo, DEVNET.min_fee_per_byte)
         sender = get_sender(tx)
         account = accounts[sender]
         check_transfer(tx, account)
-        accounts[sender] = Account(account.balance - 6, account.nonce + 1)
+        accounts[sender] = Account(account.balance - 1005, account.nonce + 1)
     elapsed = time.perf_counter() - start
     rate = len(raws) / elapsed
     emit(args, "transfer_validation", f"{rate:,.0f} transfers/s on one core ({len(raws)} transfers, "
@@ -80,8 +80,8 @@ def bench_connect(args, workdir: Path) -> None:
     parent = builder.genesis_id
     mine_start = time.perf_counter()
     for b in range(args.connect_blocks):
-        transfers = [make_transfer(keys[i % 10], params.chain_id, b * 100 + i // 10, keys[(i + 3) % 10].address, 7, 1)
-                     for i in range(TRANSFERS_PER_BLOCK)]
+        transfers = [make_transfer(keys[i % 10], params.chain_id, b * 100 + i // 10, keys[(i + 3) % 10].address, 7,
+                                   1000) for i in range(TRANSFERS_PER_BLOCK)]
         blocks.append(builder.child(parent, transfers))
         parent = blocks[-1].header.block_id
     mine_s = time.perf_counter() - mine_start

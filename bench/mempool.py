@@ -65,7 +65,7 @@ def keys(count: int) -> list[KeyPair]:
 
 def transfers(senders: list[KeyPair], per_sender: int) -> list[Tx]:
     """Nonce order per sender, senders interleaved (as they would arrive)."""
-    return [make_transfer(k, CHAIN, n, TO, 1 + n % 5, 10 + (n * 7 + i) % 13)
+    return [make_transfer(k, CHAIN, n, TO, 1 + n % 5, 1000 + (n * 7 + i) % 13)
             for n in range(per_sender) for i, k in enumerate(senders)]
 
 

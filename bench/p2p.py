@@ -132,7 +132,7 @@ async def bench_sync(length: int, *, certificates: bool) -> dict:
 async def bench_txs(count: int) -> dict:
     nodes = [BenchNode(check_certificates=False) for _ in range(3)]
     key = devnet_keypairs(1)[0]
-    txs = [encode_tx(make_transfer(key, PARAMS.chain_id, i, bytes(20), 1, 1)) for i in range(count)]
+    txs = [encode_tx(make_transfer(key, PARAMS.chain_id, i, bytes(20), 1, 1000)) for i in range(count)]
     async with nodes[0].net, nodes[1].net, nodes[2].net:
         await connect_all(nodes, (IDS.txs,))
         start = time.perf_counter()

@@ -1,8 +1,9 @@
 """Building a block to mine: the template a miner fills in (docs/protocol.md sections 4 and 10).
 
 ``build_template`` fixes everything a miner does not search over: height,
-parent, time, the WTEMA target for that time, the coinbase (subsidy plus fees
-to the miner's address) and the transaction root. The miner then varies the
+parent, time, the ASERT target (from the parent's height and time only, so the
+same whatever time the miner picks), the coinbase (subsidy plus fees to the
+miner's address) and the transaction root. The miner then varies the
 nonce (``HeaderPre.with_nonce``) and, on a winning tile, ``assemble_block``
 puts header, certificate and transactions together.
 
@@ -53,7 +54,7 @@ def build_template(
     pre = HeaderPre(
         version=1, height=height, prev_id=parent.block_id,
         tx_root=compute_tx_root([compute_tx_id(t) for t in transactions]),
-        time=time, target=compute_expected_target(parent, time, params), nonce=0, m=m, n=n, k=k,
+        time=time, target=compute_expected_target(parent, params), nonce=0, m=m, n=n, k=k,
     )
     return BlockTemplate(pre, transactions)
 

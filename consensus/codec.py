@@ -1,7 +1,7 @@
 """Every byte layout of the chain, in one place (docs/protocol.md sections 4, 8 and 10).
 
 ```
-TxBody   = u8 version || u32 chain_id || u64 nonce || pubkey 32 || to 20 || u64 amount || u64 fee
+TxBody   = u8 kind(=1) || u32 chain_id || u64 nonce || pubkey 32 || to 20 || u64 amount || u64 fee
            || u16 len(memo) || memo
 Tx       = TxBody || signature 64
 Coinbase = u8 version || u64 height || to 20 || u64 amount                         (37 bytes)
@@ -23,6 +23,11 @@ Decoders accept exactly one encoding of each value (no trailing bytes, lengths
 must match), so ``encode(decode(b)) == b`` for every accepted ``b``; they raise
 only ``consensus.errors.DecodeError``. Encoders raise ``ValueError`` for fields
 out of range (a local programming error, not a peer's fault).
+
+The first byte of a transaction is its kind, and the kind fixes the layout, so
+``decode_tx`` reads it first and decodes only kind 1 (a transfer). Kinds 2 to 8
+(the job transactions of section 11, not built yet) raise ``TxKindNotYet`` and
+any other first byte ``BadTxKind``; both are ``DecodeError`` subclasses.
 """
 
 from __future__ import annotations
@@ -35,8 +40,20 @@ from pouw.certificate import decode_certificate as _pouw_decode_certificate
 from pouw.constants import HEADER_SIZE, TILE
 from pouw.header import Header
 
-from .errors import DecodeError
-from .types import ADDRESS_SIZE, PUBKEY_SIZE, SIGNATURE_SIZE, Block, Coinbase, Transaction, Tx, TxBody
+from .errors import BadTxKind, DecodeError, TxKindNotYet
+from .types import (
+    ADDRESS_SIZE,
+    JOB_TX_KIND_FIRST,
+    JOB_TX_KINDS,
+    PUBKEY_SIZE,
+    SIGNATURE_SIZE,
+    TX_KIND_TRANSFER,
+    Block,
+    Coinbase,
+    Transaction,
+    Tx,
+    TxBody,
+)
 
 _TX_FIXED = struct.Struct("<BIQ32s20sQQH")
 _COINBASE = struct.Struct("<BQ20sQ")
@@ -67,7 +84,7 @@ def _check_bytes(name: str, value: bytes, size: int) -> None:
 
 def encode_tx_body(body: TxBody) -> bytes:
     """The signed bytes of a transfer."""
-    _check_uint("version", body.version, 8)
+    _check_uint("kind", body.kind, 8)
     _check_uint("chain_id", body.chain_id, 32)
     for name in ("nonce", "amount", "fee"):
         _check_uint(name, getattr(body, name), 64)
@@ -75,7 +92,7 @@ def encode_tx_body(body: TxBody) -> bytes:
     _check_bytes("to", body.to, ADDRESS_SIZE)
     if not isinstance(body.memo, (bytes, bytearray)) or len(body.memo) > 0xFFFF:
         raise ValueError(f"memo must be at most 65535 bytes, found {len(body.memo)}")
-    return _TX_FIXED.pack(body.version, body.chain_id, body.nonce, bytes(body.pubkey), bytes(body.to),
+    return _TX_FIXED.pack(body.kind, body.chain_id, body.nonce, bytes(body.pubkey), bytes(body.to),
                           body.amount, body.fee, len(body.memo)) + bytes(body.memo)
 
 
@@ -85,17 +102,29 @@ def encode_tx(tx: Tx) -> bytes:
     return encode_tx_body(tx.body) + bytes(tx.signature)
 
 
+def check_tx_kind(kind: int) -> None:
+    """Raise ``TxKindNotYet`` for a job kind (2 to 8) and ``BadTxKind`` for any kind but a transfer's."""
+    if kind == TX_KIND_TRANSFER:
+        return
+    index = kind - JOB_TX_KIND_FIRST
+    if 0 <= index < len(JOB_TX_KINDS):
+        raise TxKindNotYet(f"kind {kind} (job {JOB_TX_KINDS[index]}) is not valid before the job market")
+    raise BadTxKind(f"expected kind {TX_KIND_TRANSFER} (transfer), found kind {kind}")
+
+
 def decode_tx(data: bytes) -> Tx:
-    """Parse exactly one transfer."""
+    """Parse exactly one transfer; a first byte other than kind 1 raises before any other field is read."""
     data = bytes(data)
+    if data:
+        check_tx_kind(data[0])
     if len(data) < TX_MIN_SIZE:
         raise DecodeError(f"a transfer needs at least {TX_MIN_SIZE} bytes, found {len(data)}")
-    version, chain_id, nonce, pubkey, to, amount, fee, memo_len = _TX_FIXED.unpack_from(data)
+    kind, chain_id, nonce, pubkey, to, amount, fee, memo_len = _TX_FIXED.unpack_from(data)
     want = TX_MIN_SIZE + memo_len
     if len(data) != want:
         raise DecodeError(f"a transfer with a {memo_len}-byte memo is {want} bytes, found {len(data)}")
     memo = data[TX_FIXED_SIZE : TX_FIXED_SIZE + memo_len]
-    body = TxBody(version, chain_id, nonce, pubkey, to, amount, fee, memo)
+    body = TxBody(kind, chain_id, nonce, pubkey, to, amount, fee, memo)
     return Tx(body, data[TX_FIXED_SIZE + memo_len :])
 
 

@@ -75,10 +75,24 @@ class InvalidTx(PeerFault):
     rule = "tx"
 
 
-class TxVersionError(InvalidTx):
-    """The transfer's ``version`` is not 1."""
+class BadTxKind(InvalidTx, DecodeError):
+    """The first byte of the transaction is no kind of docs/protocol.md section 10 (1 to 8).
 
-    rule = "tx-version"
+    Also a ``DecodeError``: the decoder meets it first, and bytes of an unknown
+    kind have no layout to decode.
+    """
+
+    rule = "tx-kind"
+
+
+class TxKindNotYet(InvalidTx, DecodeError):
+    """A job transaction (kinds 2 to 8, section 11) before the job market exists: invalid for now.
+
+    Kept apart from ``BadTxKind`` so logs and peers can tell a transaction of a
+    later protocol from garbage. Also a ``DecodeError``, as ``BadTxKind``.
+    """
+
+    rule = "tx-kind-not-yet"
 
 
 class WrongChainId(InvalidTx):
@@ -97,6 +111,12 @@ class AmountOverflow(InvalidTx):
     """``amount + fee`` (or a balance after a credit) does not fit in u64."""
 
     rule = "tx-overflow"
+
+
+class FeeTooLow(InvalidTx):
+    """The fee is below ``min_fee_per_byte * len(Tx)``: the rule that keeps unfunded keys from creating state."""
+
+    rule = "tx-fee"
 
 
 class BadSignature(InvalidTx):
@@ -172,7 +192,7 @@ class TimeTooOld(InvalidBlock):
 
 
 class BadTarget(InvalidBlock):
-    """``target`` differs from the WTEMA target computed from the parent."""
+    """``target`` differs from the ASERT target computed from the parent's height and time."""
 
     rule = "target"
 
@@ -191,6 +211,12 @@ class BadCoinbase(InvalidBlock):
     """The coinbase has the wrong version or height, or pays more than subsidy plus fees."""
 
     rule = "coinbase"
+
+
+class BlockAmountOverflow(InvalidBlock):
+    """The sum of the block's fees, or subsidy plus fees, is above ``2^64 - 1`` (amounts never wrap)."""
+
+    rule = "block-overflow"
 
 
 class BadTxRoot(InvalidBlock):
@@ -223,7 +249,7 @@ class AncestorInvalid(InvalidBlock):
 
 
 class TimeTooNew(Transient):
-    """``time`` is more than 2 hours ahead of the local clock; it may be fine later."""
+    """``time`` is more than ``max_future`` ahead of the local clock; it may be fine later (the chain retries it)."""
 
     rule = "time-future"
 

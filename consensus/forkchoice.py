@@ -1,18 +1,38 @@
-"""Chain work and fork choice (docs/protocol.md sections 4 and 10).
+"""Chain work, fork choice, and which branches are worth storing (docs/protocol.md sections 4 and 10).
 
 The work of a block is ``floor(2^256 / (target + 1))`` expected
 multiply-accumulates (``pouw.header.compute_work``); a chain's work is the sum
 over its blocks, genesis included. The best chain is the valid one with the
 most work; on a tie the one seen first stays, so a node never switches to a
 branch that only matches its current chain.
+
+Storing a side branch costs disk and, once it overtakes, the state check of
+every block on it; a branch that cannot overtake is not worth either. So a
+node takes the blocks of a branch only while the branch is within reach of
+its tip (``within_reach``: more work, or less by at most ``side_branch_margin``
+tip blocks' work) and forks at most ``max_fork_depth`` blocks below the tip.
+
+Headers prove no work on their own here (the work is in the certificate,
+which travels with the body), but their targets are fixed by their parents, so
+a run of headers says how much work its bodies must carry. ``check_header``
+checks one header against its parent (what ``consensus.validation`` checks of
+a block's header, in the same order) and ``HeaderRun`` is what headers-first
+sync keeps of a branch while it adds up that work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
-from pouw.header import compute_work
+from pouw.constants import PROTOCOL_VERSION
+from pouw.header import Header, compute_work
+
+from .difficulty import MEDIAN_TIME_SPAN, compute_median_time
+from .errors import BadHeaderVersion, BadHeight, BadLinkage, BadTarget, TimeTooNew, TimeTooOld
+from .networks import NetworkParams
+from .validation import ParentInfo, compute_expected_target
 
 
 def compute_chain_work(parent_work: int, target: int) -> int:
@@ -23,6 +43,17 @@ def compute_chain_work(parent_work: int, target: int) -> int:
 def is_better_chain(candidate_work: int, current_work: int) -> bool:
     """True iff a chain with ``candidate_work`` should replace one with ``current_work`` (ties keep the current)."""
     return candidate_work > current_work
+
+
+def within_reach(branch_work: int, tip_work: int, tip_target: int, margin: int) -> bool:
+    """True iff a branch with ``branch_work`` is worth storing next to a tip with ``tip_work`` and ``tip_target``.
+
+    That is: its work plus ``margin`` blocks at the tip's target is more than
+    the tip's (with ``margin = 0``, only a branch with more work). A sibling of
+    the tip (the same work) is in reach for any positive margin: two miners
+    that find a block at once must both keep both.
+    """
+    return branch_work + margin * compute_work(tip_target) > tip_work
 
 
 @dataclass(frozen=True)
@@ -44,3 +75,67 @@ def select_best_tip(tips: Iterable[ChainTip]) -> ChainTip | None:
         ):
             best = tip
     return best
+
+
+# --- runs of headers (headers-first sync) -------------------------------------------------------
+
+
+def check_header(header: Header, parent: ParentInfo, params: NetworkParams, now: int) -> None:
+    """Raise unless ``header`` can head a child of ``parent``: version, height, linkage, both time rules, target.
+
+    The header rules of ``consensus.validation.validate_block``, in its order
+    and with its errors; a header that fails one is invalid whatever its body
+    (a ``PeerFault``), except ``TimeTooNew`` (a ``Transient``: it may be fine
+    later). The certificate cannot be checked without the body.
+    """
+    pre = header.pre
+    if pre.version != PROTOCOL_VERSION:
+        raise BadHeaderVersion(f"expected {PROTOCOL_VERSION}, found {pre.version}")
+    if pre.height != parent.height + 1:
+        raise BadHeight(f"expected {parent.height + 1}, found {pre.height}")
+    if pre.prev_id != parent.block_id:
+        raise BadLinkage(f"expected prev_id {parent.block_id.hex()}, found {pre.prev_id.hex()}")
+    median = compute_median_time(parent.recent_times[:MEDIAN_TIME_SPAN])
+    if pre.time <= median:
+        raise TimeTooOld(f"expected time > {median} (median of the previous times), found {pre.time}")
+    if pre.time > now + params.max_future:
+        raise TimeTooNew(f"expected time <= {now + params.max_future} (clock + {params.max_future} s), "
+                         f"found {pre.time}")
+    expected_target = compute_expected_target(parent, params)
+    if pre.target != expected_target:
+        raise BadTarget(f"expected {expected_target:#x}, found {pre.target:#x}")
+
+
+class RunVerdict(StrEnum):
+    """What to do with a branch after its latest page of headers."""
+
+    FETCH = "fetch"
+    """The branch is within reach of our tip: fetch the bodies of ``HeaderRun.fetch``, then ask for more."""
+    PRESYNC = "presync"
+    """Not within reach (yet): fetch nothing, keep a bounded list of ids, ask for more headers."""
+    TOO_DEEP = "too-deep"
+    """The branch forks more than ``max_fork_depth`` blocks below our tip: stop (refused, not a fault)."""
+    TOO_LONG = "too-long"
+    """Presync holds as many ids as it may and the branch is still out of reach: stop (not a fault)."""
+
+
+@dataclass(frozen=True)
+class HeaderRun:
+    """A branch as far as its headers have been checked: enough to check the next header and to weigh it.
+
+    Bounded whatever the peer sends: one ``ParentInfo``, three integers and at
+    most the presync limit of 32-byte ids.
+    """
+
+    last: ParentInfo
+    """The last header checked (the parent of the next one)."""
+    chain_work: int
+    """Cumulative work of the branch up to ``last``, genesis included."""
+    fork_height: int
+    """Height of the branch's last block on our main chain (the fork point)."""
+    verdict: RunVerdict
+    fetch: tuple[bytes, ...] = ()
+    """With ``FETCH``: ids whose bodies we lack, oldest first (the chain takes them even where their own
+    chain work is still short of the branch's)."""
+    pending: tuple[bytes, ...] = ()
+    """With ``PRESYNC``: ids checked but not fetched yet, oldest first, fetched once the branch is in reach."""

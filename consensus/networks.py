@@ -1,8 +1,9 @@
 """Network presets: every parameter that differs between devnet, testnet and mainnet.
 
 One frozen ``NetworkParams`` per network (docs/protocol.md section 10): chain id,
-address prefix, genesis, block spacing ``S`` and smoothing ``N`` of the WTEMA,
-``pow_limit``, the first target, the subsidy schedule and the size limits.
+address prefix, genesis, block spacing ``S`` and ``halflife`` of the ASERT,
+``pow_limit``, the first target, the subsidy schedule, the minimum fee, the time
+and fork limits and the size limits.
 Protocol constants (``pouw.constants``) and runtime configuration (``node``)
 live elsewhere.
 
@@ -21,9 +22,18 @@ Choices (not fixed by docs/protocol.md, documented here):
   matmul in two wins: blocks on demand for tests (as in Bitcoin's regtest). It
   is not one of the three public networks of docs/protocol.md; tests and
   ``generatetoaddress``-driven scripts use it.
-- ``testnet`` and ``mainnet`` retarget every block. ``pow_limit`` (the easiest
-  target) is one matmul of the preset shape per block; the first target is a
-  guess of the network's early speed and the WTEMA corrects it.
+- ``testnet`` and ``mainnet`` retarget every block (ASERT). ``pow_limit`` (the
+  easiest target) is one matmul of the preset shape per block; the first target
+  is a guess of the network's early speed and ASERT corrects it, by a factor of
+  two per ``halflife`` the chain runs behind or ahead of its schedule.
+- ``genesis_time`` of a retargeting network is its launch time: ASERT counts
+  every second between genesis and a block as lag, so a genesis time long
+  before launch would hand the first miner ``(launch - genesis_time) / S``
+  blocks at ``pow_limit``. Testnet launches 2027-01-04T00:00:00Z, mainnet
+  2027-03-01T00:00:00Z. Devnet and regtest never retarget, so theirs does not
+  matter.
+- ``halflife >= 12 * max_future`` on every preset: a timestamp at the future
+  limit eases its child's target by at most ``2^(1/12)`` (about 6%).
 - ``max_block_size`` (4,000,000 bytes) leaves room for the largest certificate
   (``32 * 65536`` bytes at ``k = 65536``) plus transfers. Gossip splits large
   blocks into requests (p2p layer), so blocks need not fit a gossip message.
@@ -65,17 +75,15 @@ class NetworkParams:
     hrp: str
     """bech32m human-readable prefix of addresses."""
     genesis_time: int
-    """Unix seconds in the genesis header."""
+    """Unix seconds in the genesis header: the launch time of a retargeting network (the ASERT anchor)."""
     allocations: tuple[Allocation, ...]
     """Accounts funded by the genesis block, in order."""
     block_spacing: int
     """``S``: target seconds between blocks."""
-    wtema_n: int
-    """``N``: WTEMA smoothing, in blocks (``S*N`` seconds is the response time)."""
     pow_limit: int
     """Largest (easiest) target a block may carry."""
     initial_target: int
-    """Target of the genesis header, hence of its first child."""
+    """Target of the genesis header, hence of its first child: the ASERT anchor."""
     no_retarget: bool
     """When true every block carries ``initial_target`` (devnet)."""
     initial_subsidy: int
@@ -95,7 +103,7 @@ class NetworkParams:
     max_future: int = 7_200
     """Seconds a block's time may be ahead of the local clock (``halflife >= 12 * max_future``)."""
     min_fee_per_byte: int = 1
-    """A transfer's fee must be at least this many base units per byte of the encoded Tx."""
+    """A transfer's fee must be at least this many base units per byte of the encoded Tx (at least 1)."""
     max_fork_depth: int = 1_440
     """A side branch forking more than this many blocks below the tip is refused."""
     side_branch_margin: int = 6
@@ -137,7 +145,6 @@ DEVNET = NetworkParams(
     genesis_time=1_767_225_600,  # 2026-01-01T00:00:00Z
     allocations=_devnet_allocations(),
     block_spacing=5,
-    wtema_n=16,
     halflife=86_400,
     max_fork_depth=1_000,
     pow_limit=MAX_U256,
@@ -163,10 +170,9 @@ TESTNET = NetworkParams(
     name="testnet",
     chain_id=2,
     hrp="ptest",
-    genesis_time=1_767_225_600,
+    genesis_time=1_799_020_800,  # 2027-01-04T00:00:00Z, the launch
     allocations=(),
     block_spacing=30,
-    wtema_n=240,  # response time 2 hours
     halflife=86_400,
     max_fork_depth=2_880,  # a day at S = 30 s
     pow_limit=(1 << 256) // _shape_macs((1024, 1024, 1024)),
@@ -184,10 +190,9 @@ MAINNET = NetworkParams(
     name="mainnet",
     chain_id=1,
     hrp="pouw",
-    genesis_time=1_767_225_600,
+    genesis_time=1_803_859_200,  # 2027-03-01T00:00:00Z, the launch
     allocations=(),
     block_spacing=60,
-    wtema_n=1440,  # response time one day
     halflife=172_800,  # two days, as aserti3-2d
     max_fork_depth=1_440,  # a day at S = 60 s
     pow_limit=(1 << 256) // _shape_macs((4096, 4096, 4096)),

@@ -15,7 +15,13 @@ Per transfer (``check_transfer``): the nonce must equal the sender's next nonce
 and the balance must cover ``amount + fee``; the sender's nonce then grows by
 one and ``amount`` moves to the recipient (a transfer to oneself only costs the
 fee). The fee goes to the miner through the coinbase amount. No balance or
-nonce may leave u64.
+nonce may leave u64: sums are exact Python integers, compared with ``2^64 - 1``
+before anything is stored, never wrapped.
+
+The minimum fee (``consensus.tx.validate_tx``, at least one base unit per
+byte) is what keeps an unfunded key from creating a record here: its balance of
+0 never covers the fee, so ``check_transfer`` refuses it before the sender's
+account (or the recipient's) is written.
 """
 
 from __future__ import annotations

@@ -17,7 +17,16 @@ from pouw.header import Header, HeaderPre
 __all__ = ["Account", "Block", "Certificate", "Coinbase", "Header", "HeaderPre", "Tx", "TxBody"]
 
 TX_VERSION = 1
-"""``version`` of every transfer and coinbase of consensus v1."""
+"""``version`` of every coinbase (and genesis allocation record) of consensus v1."""
+
+TX_KIND_TRANSFER = 1
+"""``kind`` (the first byte) of a transfer."""
+
+JOB_TX_KINDS = ("offer", "claim", "accept", "reject", "settle", "refund", "fraud")
+"""Names of the job-market kinds 2 to 8 (section 11), in kind order; none is valid before the job market."""
+
+JOB_TX_KIND_FIRST = 2
+"""Kind of the first job transaction (offer); ``JOB_TX_KIND_FIRST + i`` is ``JOB_TX_KINDS[i]``."""
 
 ADDRESS_SIZE = 20
 PUBKEY_SIZE = 32
@@ -28,8 +37,8 @@ SIGNATURE_SIZE = 64
 class TxBody:
     """The signed part of a transfer (everything but the signature)."""
 
-    version: int
-    """Transfer format version, 1."""
+    kind: int
+    """The first byte: what the transaction is; 1 for a transfer (``TX_KIND_TRANSFER``)."""
     chain_id: int
     """Network the transfer is meant for (u32); stops replays across networks."""
     nonce: int

@@ -1,12 +1,13 @@
 """Block validation: a flat list of guard clauses, each raising one named error (docs/protocol.md sections 4, 8, 10).
 
 ``validate_block`` checks everything that does not need account state: size and
-count limits, header linkage and height, both time rules, the expected (WTEMA)
-target, the coinbase, duplicate transactions, the transaction root, the
-certificate (``pouw.verify`` against the expected target) and each transfer's
-stateless checks (version, chain id, memo, overflow, signature). Nonces and
-balances are checked while the block is applied (``consensus.state``), because
-each transfer sees the state left by the ones before it.
+count limits, header linkage and height, both time rules, the expected (ASERT)
+target, the coinbase, duplicate transactions, the transaction root, the exact
+fee sum, the certificate (``pouw.verify`` against the expected target) and each
+transfer's stateless checks (kind, chain id, memo, overflow, minimum fee,
+signature). Nonces and balances are checked while the block is applied
+(``consensus.state``), because each transfer sees the state left by the ones
+before it.
 
 The cheap checks come first; the certificate (about ``0.5 us * k``) and the
 signatures (tens of microseconds each) come last.
@@ -22,7 +23,7 @@ from pouw.errors import VerificationError
 from pouw.verify import verify
 
 from .codec import encode_block, encode_certificate, encode_header
-from .difficulty import MAX_FUTURE_SECONDS, MEDIAN_TIME_SPAN, compute_median_time, compute_next_target
+from .difficulty import MEDIAN_TIME_SPAN, compute_median_time, compute_next_target
 from .errors import (
     BadCertificate,
     BadCoinbase,
@@ -31,6 +32,7 @@ from .errors import (
     BadLinkage,
     BadTarget,
     BadTxRoot,
+    BlockAmountOverflow,
     BlockTooLarge,
     BlockTxInvalid,
     DuplicateTx,
@@ -40,7 +42,7 @@ from .errors import (
     TooManyTxs,
 )
 from .networks import NetworkParams
-from .tx import compute_tx_id, compute_tx_root, validate_tx
+from .tx import U64_MAX, compute_tx_id, compute_tx_root, validate_tx
 from .types import TX_VERSION, Block, Coinbase, Header, Tx
 
 
@@ -69,13 +71,17 @@ def make_parent_info(header: Header, below: ParentInfo | None = None) -> ParentI
     return ParentInfo(header.block_id, pre.height, pre.time, pre.target, (pre.time, *older))
 
 
-def compute_expected_target(parent: ParentInfo, time: int, params: NetworkParams) -> int:
-    """The target a child of ``parent`` carrying ``time`` must have (WTEMA from the parent)."""
-    return compute_next_target(parent.target, time - parent.time, params)
+def compute_expected_target(parent: ParentInfo, params: NetworkParams) -> int:
+    """The target every child of ``parent`` must have: ASERT from genesis at the parent's height and time.
+
+    It does not depend on the child's own timestamp, so a miner can compute it
+    before choosing one, and no path of earlier timestamps changes it.
+    """
+    return compute_next_target(parent.height, parent.time, params)
 
 
 def compute_fees(block: Block) -> int:
-    """Sum of the fees of the block's transfers."""
+    """Sum of the fees of the block's transfers, exact (the caller checks it against ``2^64 - 1``)."""
     return sum(tx.body.fee for tx in block.transfers)
 
 
@@ -91,8 +97,11 @@ def validate_block(
 ) -> None:
     """Raise the named ``InvalidBlock`` (or ``TimeTooNew``) unless ``block`` is valid on top of ``parent``.
 
-    ``now`` is the local clock in unix seconds. ``encoded_size`` may pass the
-    length of the bytes the block came in (saves re-encoding).
+    ``now`` is the local clock in unix seconds. A block more than
+    ``params.max_future`` ahead of it raises ``TimeTooNew``, a ``Transient``:
+    the caller may retry it later and must not record it as invalid.
+    ``encoded_size`` may pass the length of the bytes the block came in (saves
+    re-encoding).
     ``check_certificate=False`` skips the ``pouw.verify`` call and exists only for
     tests and benchmarks that build chains without mining; shipped code never
     sets it. ``certificate_check`` replaces ``validate_certificate`` at its place
@@ -115,9 +124,10 @@ def validate_block(
     median = compute_median_time(parent.recent_times[:MEDIAN_TIME_SPAN])
     if pre.time <= median:
         raise TimeTooOld(f"expected time > {median} (median of the previous times), found {pre.time}")
-    if pre.time > now + MAX_FUTURE_SECONDS:
-        raise TimeTooNew(f"expected time <= {now + MAX_FUTURE_SECONDS} (clock + 2 h), found {pre.time}")
-    expected_target = compute_expected_target(parent, pre.time, params)
+    if pre.time > now + params.max_future:
+        raise TimeTooNew(f"expected time <= {now + params.max_future} (clock + {params.max_future} s), "
+                         f"found {pre.time}")
+    expected_target = compute_expected_target(parent, params)
     if pre.target != expected_target:
         raise BadTarget(f"expected {expected_target:#x}, found {pre.target:#x}")
     if block.certificate is None:
@@ -137,14 +147,19 @@ def validate_block(
     tx_root = compute_tx_root(tx_ids)
     if pre.tx_root != tx_root:
         raise BadTxRoot(f"expected {tx_root.hex()}, found {pre.tx_root.hex()}")
-    allowed = params.subsidy(pre.height) + compute_fees(block)
+    fees = compute_fees(block)
+    if fees > U64_MAX:
+        raise BlockAmountOverflow(f"the fees of the block sum to {fees}, above 2^64 - 1")
+    allowed = params.subsidy(pre.height) + fees
+    if allowed > U64_MAX:
+        raise BlockAmountOverflow(f"subsidy + fees = {allowed} is above 2^64 - 1")
     if coinbase.amount > allowed:
         raise BadCoinbase(f"expected amount <= subsidy + fees = {allowed}, found {coinbase.amount}")
     if check_certificate:
         (certificate_check or validate_certificate)(block, expected_target)
     for index, tx in enumerate(block.transfers, start=1):
         try:
-            validate_tx(tx, params.chain_id, params.max_memo)
+            validate_tx(tx, params.chain_id, params.max_memo, params.min_fee_per_byte)
         except InvalidTx as e:
             raise BlockTxInvalid(index, e) from e
 

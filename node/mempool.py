@@ -2,7 +2,7 @@
 
 - Per sender, transfers are kept by nonce and must be contiguous from the
   sender's next nonce on chain: a block can only take them in order.
-- Admission checks the signature, chain id and memo (``consensus.tx.validate_tx``),
+- Admission checks the signature, chain id, memo and minimum fee (``consensus.tx.validate_tx``),
   then the nonce and the balance against the chain state plus the sender's
   earlier pending transfers. Each sender's queue keeps a running total of
   ``amount + fee`` over its pending transfers, so admission never re-sums the
@@ -96,9 +96,10 @@ class Mempool:
     def __init__(self, chain_id: int, max_memo: int, get_account: Callable[[bytes], Account], *,
                  max_count: int = DEFAULT_MAX_COUNT, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_per_sender: int = MAX_PER_SENDER, slice_seconds: float = TIP_SLICE_SECONDS,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, min_fee_per_byte: int = 1) -> None:
         self.chain_id = chain_id
         self.max_memo = max_memo
+        self.min_fee_per_byte = min_fee_per_byte
         self.get_account = get_account
         """Accounts as of the chain state the pool was last checked against (replaced by tip changes)."""
         self.max_count = max_count
@@ -166,7 +167,7 @@ class Mempool:
         if tx_id in self._by_id:
             raise MempoolError("duplicate", f"transaction {tx_id.hex()} is already in the mempool")
         if not verified:
-            validate_tx(tx, self.chain_id, self.max_memo)
+            validate_tx(tx, self.chain_id, self.max_memo, self.min_fee_per_byte)
         body = tx.body
         sender = address_of(body.pubkey)
         if sender in self._dirty:
@@ -221,7 +222,7 @@ class Mempool:
             gap = tx.body.nonce - self.pending_nonce(sender)
             if not 0 < gap <= MAX_GAP:
                 raise
-            validate_tx(tx, self.chain_id, self.max_memo)
+            validate_tx(tx, self.chain_id, self.max_memo, self.min_fee_per_byte)
             held = self._held.setdefault(sender, {})
             if tx.body.nonce not in held:
                 held[tx.body.nonce] = tx

@@ -25,6 +25,13 @@ from ..rpc.registry import Param, rpc_method
 from ..templates import TemplateMaker
 from .views import ADDRESS, HEX, Addresses, rejection
 
+_SUBMIT_NOTES = {
+    BlockStatus.ORPHAN: "orphan: parent unknown, held until it arrives",
+    BlockStatus.LOW_WORK: "low-work: its branch is too far behind the tip; not stored",
+    BlockStatus.FORK_TOO_DEEP: "fork-too-deep: its branch forks below max_fork_depth; not stored",
+}
+"""``submitblock``'s answer for a block that was not refused but is not on the main chain (BIP 22: a reason
+string; ``null`` when it connected or was stored on a side branch)."""
 
 class MiningMethods:
     """The miner and blocks in: ``getmininginfo``, ``getblocktemplate``, ``submitblock``, ``generatetoaddress``."""
@@ -82,7 +89,7 @@ class MiningMethods:
             raise rejection(E.VERIFY_ERROR, e) from None
         if sub.status == BlockStatus.DUPLICATE:
             raise RpcError(E.VERIFY_ALREADY_IN_CHAIN, "duplicate: block already known")
-        return None if sub.status != BlockStatus.ORPHAN else "orphan: parent unknown, held until it arrives"
+        return _SUBMIT_NOTES.get(sub.status)
 
     @rpc_method(params=[Param("nblocks", {"type": "integer", "minimum": 1, "maximum": 1000}),
                         Param("address", ADDRESS)],
@@ -113,7 +120,7 @@ class MiningMethods:
             def expected(chain):
                 if chain.get_entry(pre.prev_id) is None:
                     return None
-                return compute_expected_target(chain.get_parent_info(pre.prev_id), pre.time, params)
+                return compute_expected_target(chain.get_parent_info(pre.prev_id), params)
 
             target = await self.chain.read(expected)
             if target is not None:

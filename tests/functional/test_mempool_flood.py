@@ -41,7 +41,7 @@ def fund_and_flood(node: NodeProcess, senders, per_sender: int) -> dict[str, tup
     for key in senders:
         node.rpc("faucet", encode_address(key.address, HRP), 1_000 * 10**8)
     node.rpc("generatetoaddress", 1, MINER)
-    txs = [(key, n, make_transfer(key, REGTEST.chain_id, n, SINK, 1 + n % 5, 10 + n % 7))
+    txs = [(key, n, make_transfer(key, REGTEST.chain_id, n, SINK, 1 + n % 5, 1000 + n % 7))
            for n in range(per_sender) for key in senders]  # nonce order per sender, senders interleaved
     sent: dict[str, tuple[str, int]] = {}
     for start in range(0, len(txs), BATCH):
@@ -80,7 +80,7 @@ def test_a_block_with_20000_pending_transfers_keeps_rpc_responsive(node_factory)
     assert node.rpc("getmempoolinfo")["size"] == len(sent)
     with pytest.raises(RpcFailure) as refused:  # the per-sender limit
         node.rpc("sendrawtransaction", encode_tx(make_transfer(SENDERS[0], REGTEST.chain_id, PER_SENDER, SINK,
-                                                               1, 10)).hex())
+                                                               1, 1000)).hex())
     assert refused.value.code == -26 and refused.value.message.startswith("sender-limit")
 
     height = node.rpc("getblockcount")

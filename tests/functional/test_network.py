@@ -44,7 +44,7 @@ def test_three_nodes_agree_while_one_mines(node_factory):
 def test_transaction_and_job_cross_the_network(node_factory):
     nodes = start_three(node_factory, mining=(2,))
     key = devnet_keypairs(1)[0]
-    tx = make_transfer(key, REGTEST.chain_id, nodes[0].rpc("getaccount", ADDR)["next_nonce"], b"\x22" * 20, 777, 50)
+    tx = make_transfer(key, REGTEST.chain_id, nodes[0].rpc("getaccount", ADDR)["next_nonce"], b"\x22" * 20, 777, 1000)
     txid = nodes[0].rpc("sendrawtransaction", encode_tx(tx).hex())
     # Relayed to the miner, mined, and the block comes back to the sender's node.
     wait_until(lambda: nodes[0].rpc("gettransaction", txid)["confirmations"] >= 1, timeout=60,

@@ -42,7 +42,7 @@ def test_transfer_changes_balances_after_a_block(node_factory):
     node = node_factory().start()
     before = node.rpc("getaccount", ADDR[0])
     to_before = node.rpc("getaccount", ADDR[2])["balance"]
-    tx = make_transfer(KEYS[0], REGTEST.chain_id, before["next_nonce"], KEYS[2].address, 12_345, 100, b"hi")
+    tx = make_transfer(KEYS[0], REGTEST.chain_id, before["next_nonce"], KEYS[2].address, 12_345, 1000, b"hi")
     txid = node.rpc("sendrawtransaction", encode_tx(tx).hex())
     assert txid in node.rpc("getrawmempool")
     assert node.rpc("gettransaction", txid)["confirmations"] == 0
@@ -52,7 +52,7 @@ def test_transfer_changes_balances_after_a_block(node_factory):
     assert e.value.code == -26 and "duplicate" in e.value.message
     node.rpc("generatetoaddress", 1, ADDR[1])
     after = node.rpc("getaccount", ADDR[0])
-    assert after["balance"] == before["balance"] - 12_345 - 100 and after["nonce"] == before["nonce"] + 1
+    assert after["balance"] == before["balance"] - 12_345 - 1000 and after["nonce"] == before["nonce"] + 1
     assert node.rpc("getaccount", ADDR[2])["balance"] == to_before + 12_345
     assert node.rpc("getrawmempool") == []
     confirmed = node.rpc("gettransaction", txid)

@@ -21,6 +21,7 @@ from consensus.tx import compute_tx_id, compute_tx_root, make_transfer
 from consensus.types import Block, Coinbase, Header
 from consensus.validation import compute_expected_target, make_parent_info, validate_block
 from node.chain import ChainService
+from node.errors import BlockStateInvalid
 from tests.support.blockgen import BlockMaker, ChainBuilder, easy_params
 from tests.support.memstore import MemoryStore
 
@@ -37,7 +38,7 @@ NOW = T0 + 10**6
 def template(parent=G_INFO, time=None, transfers=(), params=P, **pre_changes) -> BlockTemplate:
     t = MAKER.template(parent, time if time is not None else parent.time + 10, MINER, transfers)
     if params is not P:
-        t = BlockTemplate(replace(t.pre, target=compute_expected_target(parent, t.pre.time, params)), t.transactions)
+        t = BlockTemplate(replace(t.pre, target=compute_expected_target(parent, params)), t.transactions)
     return BlockTemplate(replace(t.pre, **pre_changes), t.transactions)
 
 
@@ -55,7 +56,11 @@ def check(block, parent=G_INFO, params=P, now=NOW):
     validate_block(block, parent, params, now)
 
 
-def tx(key=0, nonce=0, to=1, amount=10, fee=1, memo=b"", chain_id=None):
+FEE = 500
+"""Above the minimum fee (1 base unit per byte) of any transfer these tests build."""
+
+
+def tx(key=0, nonce=0, to=1, amount=10, fee=FEE, memo=b"", chain_id=None):
     return make_transfer(KEYS[key], P.chain_id if chain_id is None else chain_id, nonce, KEYS[to].address,
                          amount, fee, memo)
 
@@ -96,27 +101,32 @@ def test_rule_time_above_median_of_previous_11():
     check(mine(template(info, time=median + 1)), parent=info)
 
 
-def test_rule_time_at_most_two_hours_ahead_is_transient():
+def test_rule_time_at_most_max_future_ahead_is_transient():
     block = mine(template(time=T0 + 100))
-    check(block, now=T0 + 100 - 7200)
+    check(block, now=T0 + 100 - P.max_future)
     with pytest.raises(errors.TimeTooNew) as info:
-        check(block, now=T0 + 100 - 7201)
+        check(block, now=T0 + 100 - P.max_future - 1)
     assert isinstance(info.value, errors.Transient) and not isinstance(info.value, errors.PeerFault)
 
 
-def test_rule_target_is_wtema_from_parent():
+def test_rule_target_is_asert_from_parent():
+    """A parent one half-life behind schedule doubles the target of every child, whatever the child's time."""
     params = easy_params(retarget=True)
-    info = make_parent_info(make_genesis_block(params).header)
-    slow = info.time + params.block_spacing + 10  # inside the [1, 6*S] clamp
-    expected = compute_expected_target(info, slow, params)
-    assert expected == min(info.target * (params.block_spacing * params.wtema_n + 10)
-                           // (params.block_spacing * params.wtema_n), params.pow_limit)
-    assert expected != info.target
-    good = mine(template(info, time=slow, params=params))
-    assert good.header.pre.target == expected
-    check(good, parent=info, params=params)
+    g_info = make_parent_info(make_genesis_block(params).header)
+    assert compute_expected_target(g_info, params) == params.initial_target
+    late = g_info.time + params.block_spacing + params.halflife
+    first = mine(template(g_info, time=late, params=params))
+    assert first.header.pre.target == params.initial_target
+    check(first, parent=g_info, params=params)
+    info = make_parent_info(first.header, g_info)
+    expected = compute_expected_target(info, params)
+    assert expected == 2 * params.initial_target
+    for child_time in (late + 1, late + 10_000):
+        good = mine(template(info, time=child_time, params=params))
+        assert good.header.pre.target == expected
+        check(good, parent=info, params=params)
     with pytest.raises(errors.BadTarget):
-        check(mine(template(info, time=slow, params=params, target=info.target)), parent=info, params=params)
+        check(mine(template(info, time=late + 1, params=params, target=info.target)), parent=info, params=params)
 
 
 def test_rule_target_fixed_on_no_retarget_network():
@@ -159,9 +169,9 @@ def test_rule_certificate_verified_against_expected_target():
 
 
 def test_rule_coinbase_amount_at_most_subsidy_plus_fees():
-    transfers = [tx(fee=7), tx(key=1, to=0, fee=5)]
+    transfers = [tx(fee=700), tx(key=1, to=0, fee=500)]
     base = template(transfers=transfers)
-    limit = P.subsidy(1) + 12
+    limit = P.subsidy(1) + 1200
     exact = with_transactions(base, (Coinbase(1, 1, MINER, limit), *transfers))
     check(mine(exact))
     over = with_transactions(base, (Coinbase(1, 1, MINER, limit + 1), *transfers))
@@ -222,7 +232,8 @@ def test_rule_tx_count_limit():
 @pytest.mark.parametrize("bad,cause", [
     (lambda: tx(chain_id=1), errors.WrongChainId),
     (lambda: tx(memo=bytes(257)), errors.MemoTooLong),
-    (lambda: tx(amount=(1 << 64) - 1, fee=1), errors.AmountOverflow),
+    (lambda: tx(amount=(1 << 64) - FEE, fee=FEE), errors.AmountOverflow),
+    (lambda: tx(fee=146), errors.FeeTooLow),
     (lambda: replace(tx(), signature=bytes(64)), errors.BadSignature),
 ])
 def test_rule_transfer_stateless_checks(bad, cause):
@@ -244,11 +255,24 @@ def fresh_chain():
     return ChainService(MemoryStore(), P, clock=lambda: NOW)
 
 
+def tx_fault(error: BaseException):
+    """The transfer's own error inside what the chain service raised (``BlockTxInvalid``, maybe wrapped)."""
+    e: BaseException | None = error
+    while e is not None and not isinstance(e, errors.BlockTxInvalid):
+        e = e.__cause__
+    assert e is not None, f"no BlockTxInvalid behind {error!r}"
+    return e.cause
+
+
+STATE_FAULTS = (errors.BlockTxInvalid, BlockStateInvalid)
+"""What submitting a block with a nonce or balance fault raises (the chain may wrap the consensus error)."""
+
+
 def test_rule_transfer_nonce_is_senders_next():
     chain = fresh_chain()
-    with pytest.raises(errors.BlockTxInvalid) as info:
+    with pytest.raises(STATE_FAULTS) as info:
         chain.submit_block(mine(template(transfers=[tx(nonce=1)])))
-    assert isinstance(info.value.cause, errors.BadNonce)
+    assert isinstance(tx_fault(info.value), errors.BadNonce)
     chain.submit_block(mine(template(transfers=[tx(nonce=0)])))
     assert chain.get_account(KEYS[0].address).nonce == 1
 
@@ -256,10 +280,10 @@ def test_rule_transfer_nonce_is_senders_next():
 def test_rule_transfer_balance_covers_amount_plus_fee():
     chain = fresh_chain()
     balance = chain.get_account(KEYS[0].address).balance
-    with pytest.raises(errors.BlockTxInvalid) as info:
-        chain.submit_block(mine(template(transfers=[tx(amount=balance, fee=1)])))
-    assert isinstance(info.value.cause, errors.InsufficientBalance)
-    chain.submit_block(mine(template(transfers=[tx(amount=balance - 1, fee=1)])))
+    with pytest.raises(STATE_FAULTS) as info:
+        chain.submit_block(mine(template(transfers=[tx(amount=balance - FEE + 1)])))
+    assert isinstance(tx_fault(info.value), errors.InsufficientBalance)
+    chain.submit_block(mine(template(transfers=[tx(amount=balance - FEE)])))
     assert chain.get_account(KEYS[0].address).balance == 0
 
 
@@ -291,7 +315,7 @@ def test_rule_invalid_block_changes_nothing():
     before, writes = store.snapshot(), store.writes
     for bad in [mine(template(transfers=[tx(nonce=3)])), mine(template(tx_root=bytes(32))),
                 mine(template(height=5))]:
-        with pytest.raises(errors.InvalidBlock):
+        with pytest.raises((errors.InvalidBlock, BlockStateInvalid)):
             chain.submit_block(bad)
     assert store.snapshot() == before and store.writes == writes
     assert chain.height == 0

@@ -14,7 +14,7 @@ from consensus.codec import decode_block, decode_coinbase, decode_tx, encode_blo
 from consensus.genesis import make_genesis_block
 from consensus.keys import keypair_from_private
 from consensus.networks import DEVNET
-from consensus.tx import compute_sighash, compute_tx_id, compute_tx_root, make_transfer
+from consensus.tx import compute_sighash, compute_tx_id, compute_tx_root, make_transfer, validate_tx
 from consensus.types import Coinbase
 from pouw.hashing import HK, K
 
@@ -23,23 +23,25 @@ TO = bytes([0xAA]) * 20
 
 TX_HEX = (
     "0139050000070000000000000003a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
-    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaae8030000000000000a00000000000000050068656c6c6f"
-    "52f7368e86fc1f54afb04e935f29c734a1434aade4e28c55cad49206fe5072664a2a532903b2c56aaee9d5984fecaef0517cbf5ee2c4c8029e0e5b0fff02b005"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaae803000000000000e803000000000000050068656c6c6f"
+    "c5e1b8c5bd937eaf0bfc0abdea07218520892c9d419e612fa80b084c5c075e6c3aaec3a19859426543245971e1576869be2d4cb2926ecc577331c91227f5a80f"
 )
+"""Kind 1 on chain 1337, nonce 7, 1000 base units to ``0xaa * 20``, fee 1000 (minimum: 152), memo hello."""
 
 
 def test_transfer_vector():
-    tx = make_transfer(KEY, 1337, 7, TO, 1000, 10, b"hello")
+    tx = make_transfer(KEY, 1337, 7, TO, 1000, 1000, b"hello")
     body = (bytes([1]) + struct.pack("<I", 1337) + struct.pack("<Q", 7) + KEY.public_key + TO
-            + struct.pack("<Q", 1000) + struct.pack("<Q", 10) + struct.pack("<H", 5) + b"hello")
+            + struct.pack("<Q", 1000) + struct.pack("<Q", 1000) + struct.pack("<H", 5) + b"hello")
     raw = encode_tx(tx)
     assert raw == body + tx.signature
     assert raw.hex() == TX_HEX
     assert decode_tx(raw) == tx
     assert compute_sighash(tx.body) == HK(K("sighash"), body)
-    assert compute_sighash(tx.body).hex() == "adc9ec071c83d3caf4b1af01636d82c34f8e57e84ff8e4e30a48f11d2c8132d4"
+    assert compute_sighash(tx.body).hex() == "4a01e2dd2c402cfbad8bda0cc7e3e2bd5cf32b4d0b462e83b51b297ff6be9fe7"
     assert compute_tx_id(tx) == HK(K("tx"), raw)
-    assert compute_tx_id(tx).hex() == "c5f9b957847b87efaaec680d0f17ee1a5e8d6ef739782292ed6e9a75df8d91b0"
+    assert compute_tx_id(tx).hex() == "af482ef1e9d30370c04003ccb869a1ac62e408ed9e0d4642b9d67143edbdfc48"
+    validate_tx(tx, 1337, DEVNET.max_memo, DEVNET.min_fee_per_byte)  # a valid transfer, minimum fee included
 
 
 def test_address_vector():

@@ -130,7 +130,7 @@ def chain_objects():
     from consensus.types import Coinbase
 
     key = keypair_from_private(bytes(range(32)))
-    tx = make_transfer(key, 1337, 7, bytes([0xAA]) * 20, 1000, 10, b"hello")
+    tx = make_transfer(key, 1337, 7, bytes([0xAA]) * 20, 1000, 1000, b"hello")
     cb = Coinbase(1, 5, bytes([0xBB]) * 20, 5_000_000_000)
     return key, tx, cb
 
@@ -141,11 +141,27 @@ def _k(name: str) -> str:
     return K(name).hex()
 
 
-def _wtema(network: str, parent_target: int, solve_time: int) -> str:
+ASERT_VECTORS = [(0, 0), (10, 600), (10, 43_800), (10, -42_600), (100, 27_600), (1000, 59_999), (5, 10**9),
+                 (5, -(10**9))]
+"""``(h, t_p - genesis.time)`` of the shared spec's ASERT vectors (section 10)."""
+
+
+def _asert(height: int, offset: int) -> str:
+    """The spec's vector parameters: genesis.target = 2^200, S = 60, halflife = 43200, pow_limit = 2^240."""
+    from consensus.difficulty import compute_asert_target
+    from consensus.networks import MAINNET
+
+    params = dataclasses.replace(MAINNET, block_spacing=60, halflife=43_200, pow_limit=1 << 240)
+    return hex(compute_asert_target(1 << 200, offset, height, params))
+
+
+def _preset_asert(network: str, halflives: int) -> str:
+    """A preset's target for a parent at height 100, ``halflives`` half-lives behind schedule."""
     from consensus.difficulty import compute_next_target
     from consensus.networks import get_network
 
-    return hex(compute_next_target(parent_target, solve_time, get_network(network)))
+    p = get_network(network)
+    return hex(compute_next_target(100, p.genesis_time + 100 * p.block_spacing + halflives * p.halflife, p))
 
 
 def _genesis(network: str):
@@ -212,14 +228,11 @@ def _code_vectors() -> dict:
         "coinbase bytes": lambda: encode_coinbase(cb()).hex(),
         "coinbase id": lambda: compute_tx_id(cb()).hex(),
         "tx_root (01, 02, 03)": lambda: compute_tx_root([bytes([i]) * 32 for i in (1, 2, 3)]).hex(),
-        "wtema(testnet, 2^200, s=30)": lambda: _wtema("testnet", 1 << 200, 30),
-        "wtema(testnet, 2^200, s=40)": lambda: _wtema("testnet", 1 << 200, 40),
-        "wtema(testnet, 2^200, s=0)": lambda: _wtema("testnet", 1 << 200, 0),
-        "wtema(testnet, 2^200, s=1000)": lambda: _wtema("testnet", 1 << 200, 1000),
-        "wtema(mainnet, 2^200, s=61)": lambda: _wtema("mainnet", 1 << 200, 61),
-        "wtema(mainnet, pow_limit, s=360)": lambda: _wtema("mainnet", MAINNET.pow_limit, 360),
-        "wtema(mainnet, 1, s=1)": lambda: _wtema("mainnet", 1, 1),
-        "wtema(devnet, 2^200, s=1000)": lambda: _wtema("devnet", 1 << 200, 1000),
+        **{f"asert(h={h}, dt={dt})": functools.partial(_asert, h, dt) for h, dt in ASERT_VECTORS},
+        "asert(testnet, h=100, on schedule)": lambda: _preset_asert("testnet", 0),
+        "asert(testnet, h=100, one halflife behind)": lambda: _preset_asert("testnet", 1),
+        "asert(mainnet, h=100, one halflife ahead)": lambda: _preset_asert("mainnet", -1),
+        "asert(devnet, h=100, 10 halflives behind)": lambda: _preset_asert("devnet", 10),
         "subsidy(mainnet, 2099999)": lambda: str(MAINNET.subsidy(2_099_999)),
         "subsidy(mainnet, 2100000)": lambda: str(MAINNET.subsidy(2_100_000)),
         "subsidy(mainnet, 134400000)": lambda: str(MAINNET.subsidy(134_400_000)),
@@ -319,17 +332,18 @@ def _top_level_constants(path: str) -> list[str]:
     return [n for n in names if isinstance(getattr(module, n), (int, bytes, str, tuple))]
 
 
-def _constant_rows() -> dict[str, tuple[object, str]]:
+def _constant_rows() -> dict[tuple[str, str], object]:
+    """``(source, name) -> value``: one name may be defined in two modules (``SIGNATURE_SIZE``)."""
     rows = {}
     for row in TABLES["constants"]:
-        name = unquote(row[0])
-        assert name not in rows, f"constant {name} listed twice"
-        rows[name] = (literal(row[1]), unquote(row[2]))
+        key = (unquote(row[2]), unquote(row[0]))
+        assert key not in rows, f"constant {key[1]} of {key[0]} listed twice"
+        rows[key] = literal(row[1])
     return rows
 
 
 def test_constants_table_matches_code():
-    for name, (value, source) in _constant_rows().items():
+    for (source, name), value in _constant_rows().items():
         module = importlib.import_module(_module_name(source))
         assert hasattr(module, name), f"{name} is not defined in {source} any more"
         actual = getattr(module, name)
@@ -339,7 +353,7 @@ def test_constants_table_matches_code():
 
 
 def test_constants_table_lists_every_constant():
-    listed = {(source, name) for name, (_, source) in _constant_rows().items()}
+    listed = set(_constant_rows())
     missing = [f"{path}: {name}" for path in CONSTANT_MODULES for name in _top_level_constants(path)
                if (path, name) not in listed]
     assert not missing, f"constants not in the table of {DOC_PATH.name}: {missing}"
@@ -430,13 +444,33 @@ def test_coinbase_layout_table():
 # --- revision 2 --------------------------------------------------------------------------------
 
 
+REVISION_2_HEADING = "\n## Revision 2: not yet implemented\n"
+
+
+def _revision_2_gaps() -> str:
+    return DOC.split(REVISION_2_HEADING, 1)[1]
+
+
 def test_revision_2_gaps_are_still_gaps():
     """The document lists revision-2 rules as not implemented; when one lands, the document must change."""
     from consensus.networks import NetworkParams
 
-    assert "\n## Revision 2: not yet implemented\n" in DOC
+    assert REVISION_2_HEADING in DOC
     fields = {f.name for f in dataclasses.fields(NetworkParams)}
-    landed = fields & {"halflife", "min_fee_per_byte", "max_future", "bond_bp", "deposit_bp", "fraud_fee_mult"}
-    assert not landed, f"revision-2 parameters {sorted(landed)} exist now: update {DOC_PATH.name}"
-    assert "wtema_n" in fields, f"the WTEMA is gone: update section 10.4 of {DOC_PATH.name}"
+    landed = fields & {"bond_bp", "deposit_bp", "fraud_fee_mult", "max_job_lifetime"}
+    assert not landed, f"job-market parameters {sorted(landed)} exist now: update {DOC_PATH.name}"
+
+
+def test_landed_revision_2_rules_are_not_listed_as_gaps():
+    """ASERT, the time rules, launch genesis times, the minimum fee, the kind byte and exact sums are in the code."""
+    from consensus import errors
+    from consensus.networks import NetworkParams
+
+    fields = {f.name for f in dataclasses.fields(NetworkParams)}
+    assert {"halflife", "max_future", "min_fee_per_byte"} <= fields and "wtema_n" not in fields
+    assert hasattr(errors, "FeeTooLow") and hasattr(errors, "TxKindNotYet")
+    gaps = _revision_2_gaps()
+    for item in ("**ASERT", "**Minimum fee", "**Transaction kind", "**Genesis time", "**Time rules"):
+        assert item not in gaps, f"{item.strip('*')} landed: remove it from the revision-2 section of {DOC_PATH.name}"
+    assert "WTEMA" not in DOC.split(REVISION_2_HEADING, 1)[0], f"{DOC_PATH.name} still describes the WTEMA"
 

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus import codec
-from consensus.errors import DecodeError
+from consensus.errors import BadTxKind, DecodeError, TxKindNotYet
 from consensus.genesis import make_genesis_block
 from consensus.networks import DEVNET, MAINNET
 from consensus.types import Block, Certificate, Coinbase, Header, HeaderPre, Tx, TxBody
@@ -16,7 +16,8 @@ u = lambda bits: st.integers(0, (1 << bits) - 1)  # noqa: E731
 b20 = st.binary(min_size=20, max_size=20)
 b32 = st.binary(min_size=32, max_size=32)
 
-bodies = st.builds(TxBody, u(8), u(32), u(64), b32, b20, u(64), u(64), st.binary(max_size=300))
+bodies = st.builds(TxBody, st.just(1), u(32), u(64), b32, b20, u(64), u(64), st.binary(max_size=300))
+"""Transfers: kind 1 is the only layout the codec decodes (section 10)."""
 txs = st.builds(Tx, bodies, st.binary(min_size=64, max_size=64))
 coinbases = st.builds(Coinbase, u(8), u(64), b20, u(64))
 
@@ -140,6 +141,25 @@ def test_decoder_rejects_huge_tx_count_without_looping():
     raw = codec.encode_block(genesis)
     with pytest.raises(DecodeError, match="cannot fit"):
         codec.decode_block(raw[:212] + (0xFFFFFFFF).to_bytes(4, "little") + bytes(100))
+
+
+@given(u(8), st.binary(max_size=300))
+def test_tx_decoder_decodes_only_kind_1(kind, rest):
+    raw = bytes([kind]) + rest
+    if kind == 1:
+        try:
+            codec.decode_tx(raw)
+        except DecodeError as e:
+            assert not isinstance(e, (BadTxKind, TxKindNotYet))
+        return
+    with pytest.raises(TxKindNotYet if 2 <= kind <= 8 else BadTxKind):
+        codec.decode_tx(raw)
+
+
+def test_tx_encoder_still_encodes_any_kind_byte():
+    """Encoding is layout only; the kind rules are the decoder's and ``validate_tx``'s."""
+    raw = codec.encode_tx(Tx(TxBody(3, 1, 0, bytes(32), bytes(20), 1, 1), bytes(64)))
+    assert raw[0] == 3
 
 
 def test_tx_length_prefix_must_match_memo_length():

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from consensus.codec import encode_tx
-from consensus.errors import BadNonce, BadSignature, InsufficientBalance, WrongChainId
+from consensus.errors import BadNonce, BadSignature, FeeTooLow, InsufficientBalance, WrongChainId
 from consensus.keys import devnet_keypairs
 from consensus.tx import compute_tx_id, make_transfer
 from consensus.types import Account, Tx
@@ -16,6 +16,9 @@ from node.mempool import MAX_PER_SENDER, Mempool, MempoolError
 CHAIN = 1337
 KEYS = devnet_keypairs(8)
 TO = b"\x42" * 20
+U = 1000
+"""Fees, amounts and balances below are in units of 1000 base units, so the smallest fee a test uses (1 unit)
+is above the minimum fee of the largest transfer here (1 base unit per byte, 147 + memo bytes)."""
 
 
 class Accounts(dict):
@@ -32,7 +35,7 @@ class Accounts(dict):
 
 @pytest.fixture
 def state():
-    return Accounts({k.address: Account(1_000_000, 0) for k in KEYS})
+    return Accounts({k.address: Account(1_000_000 * U, 0) for k in KEYS})
 
 
 def pool(state, **kw):
@@ -40,7 +43,8 @@ def pool(state, **kw):
 
 
 def tx(key, nonce, fee=10, amount=100, chain=CHAIN, memo=b"", to=TO):
-    return make_transfer(key, chain, nonce, to, amount, fee, memo)
+    """A transfer paying ``fee`` and moving ``amount``, both in units of ``U``."""
+    return make_transfer(key, chain, nonce, to, amount * U, fee * U, memo)
 
 
 def mine(state, *txs):
@@ -81,7 +85,7 @@ def test_accepts_contiguous_nonces_and_rejects_gaps(state):
     with pytest.raises(BadNonce, match="gap"):
         mp.add(tx(KEYS[0], 3))
     assert mp.pending_nonce(KEYS[0].address) == 2
-    state[KEYS[1].address] = Account(1_000_000, 5)
+    state[KEYS[1].address] = Account(1_000_000 * U, 5)
     with pytest.raises(BadNonce, match="already used"):
         mp.add(tx(KEYS[1], 4))
 
@@ -100,8 +104,23 @@ def test_stateless_checks(state):
     assert e.value.reason == "duplicate"
 
 
+def test_fee_below_the_minimum_is_refused_before_anything_else(state):
+    mp = pool(state)
+    cheap = make_transfer(KEYS[0], CHAIN, 0, TO, 1, 146)  # 147 bytes: one base unit short
+    with pytest.raises(FeeTooLow):
+        mp.add(cheap)
+    with pytest.raises(FeeTooLow):
+        mp.add_or_hold(make_transfer(KEYS[0], CHAIN, 2, TO, 1, 146))  # not held either
+    assert len(mp) == 0 and mp.held_count() == 0
+    mp.add(make_transfer(KEYS[0], CHAIN, 0, TO, 1, 147))
+    steep = pool(state, min_fee_per_byte=2)
+    with pytest.raises(FeeTooLow):
+        steep.add(make_transfer(KEYS[1], CHAIN, 0, TO, 1, 293))
+    steep.add(make_transfer(KEYS[1], CHAIN, 0, TO, 1, 294))
+
+
 def test_balance_covers_the_whole_queue(state):
-    state[KEYS[0].address] = Account(250, 0)
+    state[KEYS[0].address] = Account(250 * U, 0)
     mp = pool(state)
     mp.add(tx(KEYS[0], 0, fee=10, amount=100))
     mp.add(tx(KEYS[0], 1, fee=10, amount=100))
@@ -114,19 +133,19 @@ def test_running_totals_follow_every_change(state):
     a = KEYS[0].address
     mp.add(tx(KEYS[0], 0, fee=10, amount=100))
     mp.add(tx(KEYS[0], 1, fee=20, amount=200))
-    assert mp.pending_cost(a) == 330 and mp.pending_count(a) == 2
+    assert mp.pending_cost(a) == 330 * U and mp.pending_count(a) == 2
     mp.add(tx(KEYS[0], 1, fee=25, amount=5))  # replacement
-    assert mp.pending_cost(a) == 140
-    state[a] = Account(300, 0)  # the balance check uses the total, not a re-sum
-    with pytest.raises(InsufficientBalance, match=r"pending transfers \(140\)"):
+    assert mp.pending_cost(a) == 140 * U
+    state[a] = Account(300 * U, 0)  # the balance check uses the total, not a re-sum
+    with pytest.raises(InsufficientBalance, match=r"pending transfers \(140000\)"):
         mp.add(tx(KEYS[0], 2, fee=10, amount=151))
     mp.add(tx(KEYS[0], 2, fee=10, amount=150))
-    assert mp.pending_cost(a) == 300
+    assert mp.pending_cost(a) == 300 * U
     # A replacement is checked against the total without the transfer it replaces.
     with pytest.raises(InsufficientBalance):
         mp.add(tx(KEYS[0], 0, fee=11, amount=101))
     mp.add(tx(KEYS[0], 0, fee=11, amount=99))
-    assert mp.pending_cost(a) == 300
+    assert mp.pending_cost(a) == 300 * U
     check_consistent(mp, state)
 
 
@@ -134,7 +153,7 @@ def test_running_totals_match_a_recount_after_random_traffic(state):
     rng = random.Random(7)
     mp = pool(state, max_count=40, max_per_sender=12)
     for k in KEYS:
-        state[k.address] = Account(rng.randrange(2_000, 6_000), 0)
+        state[k.address] = Account(rng.randrange(2_000, 6_000) * U, 0)
     for _ in range(400):
         k = rng.choice(KEYS)
         nonce = mp.pending_nonce(k.address) - rng.choice([0, 0, 0, 1, 2])
@@ -149,7 +168,7 @@ async def test_bookkeeping_stays_exact_through_random_blocks_and_reorgs(state):
     rng = random.Random(11)
     mp = pool(state, max_count=30, max_per_sender=8)
     for k in KEYS:
-        state[k.address] = Account(rng.randrange(1_000, 4_000), 0)
+        state[k.address] = Account(rng.randrange(1_000, 4_000) * U, 0)
     blocks = []  # (block, state before it)
     for step in range(300):
         k = rng.choice(KEYS)
@@ -200,12 +219,12 @@ def test_a_replacement_that_does_not_fit_leaves_the_old_transfer_and_the_pool_as
     check_consistent(mp, state)
     # A replacement the balance cannot cover with the rest of the queue also leaves it.
     mp2 = pool(state)
-    state[KEYS[2].address] = Account(500, 0)
+    state[KEYS[2].address] = Account(500 * U, 0)
     kept = mp2.add(tx(KEYS[2], 0, fee=10, amount=100))
     mp2.add(tx(KEYS[2], 1, fee=10, amount=100))
     with pytest.raises(InsufficientBalance):
         mp2.add(tx(KEYS[2], 0, fee=20, amount=400))  # 420 + 110 > 500
-    assert kept.tx_id in mp2 and mp2.pending_cost(KEYS[2].address) == 220 and len(mp2) == 2
+    assert kept.tx_id in mp2 and mp2.pending_cost(KEYS[2].address) == 220 * U and len(mp2) == 2
 
 
 def test_a_replacement_that_needs_room_evicts_a_cheaper_tail_only_when_it_succeeds(state):
@@ -277,12 +296,12 @@ async def test_tip_change_drops_mined_and_readmits_disconnected(state):
     mine(state, t0)
     dropped = await mp.on_tip_change(mined=[t0], returned=[])
     assert dropped == [] and len(mp) == 1 and mp.select(10, 10**9) == [t1]
-    assert mp.pending_cost(KEYS[0].address) == 110
+    assert mp.pending_cost(KEYS[0].address) == 110 * U
     # The block is disconnected again: t0 comes back before t1.
-    state[KEYS[0].address] = Account(1_000_000, 0)
+    state[KEYS[0].address] = Account(1_000_000 * U, 0)
     state[TO] = Account()
     await mp.on_tip_change(mined=[], returned=[t0])
-    assert mp.select(10, 10**9) == [t0, t1] and mp.pending_cost(KEYS[0].address) == 220
+    assert mp.select(10, 10**9) == [t0, t1] and mp.pending_cost(KEYS[0].address) == 220 * U
     check_consistent(mp, state)
 
 
@@ -312,16 +331,16 @@ async def test_the_new_snapshot_replaces_the_old_one(state):
 
 async def test_a_disconnect_that_lowers_a_balance_evicts_exactly_the_unfunded_transfers(state):
     a = KEYS[0].address
-    state[a] = Account(1_000, 0)  # 600 of it came from the coinbase of the block that goes away
+    state[a] = Account(1_000 * U, 0)  # 600 of it came from the coinbase of the block that goes away
     mp = pool(state)
     queue = [mp.add(tx(KEYS[0], n, fee=10, amount=100)).tx for n in range(6)]  # 660 in all
     others = [mp.add(tx(KEYS[1], n)).tx for n in range(3)]
-    state[a] = Account(400, 0)
+    state[a] = Account(400 * U, 0)
     state.reads.clear()
     dropped = await mp.on_tip_change(mined=[], returned=[], touched=[a])
     assert dropped == queue[3:]  # 3 * 110 = 330 fits in 400; the fourth would not
     assert [e.tx for e in sorted(mp.entries(), key=lambda e: (e.sender, e.nonce)) if e.sender == a] == queue[:3]
-    assert mp.pending_cost(a) == 330 and all(compute_tx_id(t) in mp for t in others)
+    assert mp.pending_cost(a) == 330 * U and all(compute_tx_id(t) in mp for t in others)
     assert state.reads == Counter({a: 1})  # KEYS[1] was not revalidated
     check_consistent(mp, state)
 
@@ -331,12 +350,12 @@ async def test_a_disconnected_transfer_lowers_its_recipients_balance(state):
     gift = tx(payer, 0, amount=900_000, to=payee.address)
     mine(state, gift)  # payee now has 1_900_000
     mp = pool(state)
-    spends = [mp.add(tx(payee, n, fee=0, amount=400_000)).tx for n in range(3)]  # 1_200_000
-    state[payer.address] = Account(1_000_000, 0)
-    state[payee.address] = Account(1_000_000, 0)
+    spends = [mp.add(tx(payee, n, fee=1, amount=400_000)).tx for n in range(3)]  # 1_200_003
+    state[payer.address] = Account(1_000_000 * U, 0)
+    state[payee.address] = Account(1_000_000 * U, 0)
     state.reads.clear()
     dropped = await mp.on_tip_change(mined=[], returned=[gift])
-    assert dropped == spends[2:]  # 800_000 of the 1_000_000 left stays funded
+    assert dropped == spends[2:]  # 800_002 of the 1_000_000 left stays funded
     assert all(compute_tx_id(t) in mp for t in [gift, *spends[:2]])
     assert set(state.reads) == {payer.address, payee.address}
     check_consistent(mp, state)
@@ -362,9 +381,9 @@ async def test_a_reorg_takes_back_transfers_and_drops_the_ones_mined_again(state
     mine(state, t0, t1, u0)  # the old branch had t0, t1, u0
     mp.add(t2)
     # The new branch has only t0: t1 and u0 come back, t0 does not.
-    state[KEYS[0].address] = Account(1_000_000 - 110, 1)
-    state[KEYS[1].address] = Account(1_000_000, 0)
-    state[TO] = Account(100, 0)
+    state[KEYS[0].address] = Account((1_000_000 - 110) * U, 1)
+    state[KEYS[1].address] = Account(1_000_000 * U, 0)
+    state[TO] = Account(100 * U, 0)
     dropped = await mp.on_tip_change(mined=[t0], returned=[t1, t0, u0])
     assert dropped == []
     chosen = mp.select(10, 10**9)
@@ -381,7 +400,7 @@ async def test_taken_back_transfers_respect_the_limits(state):
     mp.add(tx(KEYS[0], 3, fee=5))
     rich = mp.add(tx(KEYS[1], 0, fee=500))
     mp.add(tx(KEYS[1], 1, fee=1))
-    state[KEYS[0].address] = Account(1_000_000, 0)
+    state[KEYS[0].address] = Account(1_000_000 * U, 0)
     state[TO] = Account()
     dropped = await mp.on_tip_change(mined=[], returned=block)
     # KEYS[0]: only two of its four fit the per-sender limit; then the cheapest tail makes room.

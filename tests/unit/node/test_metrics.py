@@ -342,7 +342,7 @@ async def chain_metrics():
 
 def forged_transfer():
     """A transfer whose signature does not verify (a stateless fault, found after the certificate)."""
-    tx = make_transfer(KEYS[0], P.chain_id, 0, KEYS[1].address, 1, 1)
+    tx = make_transfer(KEYS[0], P.chain_id, 0, KEYS[1].address, 1, 1000)
     return replace(tx, signature=bytes(64))
 
 

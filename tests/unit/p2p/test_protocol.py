@@ -22,7 +22,7 @@ HEADER = GENESIS_BYTES[:212]
 
 def _tx(nonce: int = 0, memo: bytes = b"") -> bytes:
     key = devnet_keypairs(1)[0]
-    return encode_tx(make_transfer(key, DEVNET.chain_id, nonce, bytes(20), 5, 1, memo))
+    return encode_tx(make_transfer(key, DEVNET.chain_id, nonce, bytes(20), 5, 1000, memo))
 
 
 def test_names_carry_the_chain_id():
