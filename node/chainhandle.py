@@ -5,6 +5,12 @@ thread, and every read and every write of chain state runs on that thread
 (``read``, ``submit_block``), so "the chain is only ever touched by one thread"
 holds by construction: nothing else in the node holds the service.
 
+State faults (``node.errors.BlockStateInvalid``: a nonce or a balance that
+does not fit the branch) are no fault of a peer that relayed or served the
+block, so the chain raises them apart from ``PeerFault`` faults. A local submitter
+(``events.LOCAL_SOURCES``: the miner, RPC ``submitblock``) is judged by nobody;
+it gets the consensus error itself, as for any other invalid block.
+
 Readers on the event loop that need an answer now (the tip for a status
 handshake, the height for ``getblockcount``, an account for the mempool) use
 ``snapshot``: an immutable ``ChainSnapshot`` taken on the chain thread after
@@ -18,17 +24,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
+from consensus.errors import ConsensusError
+from consensus.forkchoice import HeaderRun
 from consensus.networks import NetworkParams
-from consensus.types import Block
+from consensus.types import Block, Header
 
-from .chain import BlockStatus, ChainService, SubmitResult
-from .events import BlockAccepted, Events, TipMoved
+from .chain import TAKEN, BlockStatus, ChainService, SubmitResult
+from .errors import BlockStateInvalid
+from .events import LOCAL_SOURCES, BlockAccepted, Events, TipMoved
 from .snapshot import ChainSnapshot, take_snapshot
 
 T = TypeVar("T")
@@ -119,24 +128,39 @@ class ChainHandle:
         return await asyncio.get_running_loop().run_in_executor(self._exec, fn, self._chain)
 
     async def submit_block(self, block: Block, source: str, size: int | None = None) -> Submission:
-        """Validate and store ``block`` (from ``source``); raise ``ConsensusError`` if it is invalid.
+        """Validate and store ``block`` (from ``source``); raise if it is invalid.
 
-        On acceptance, listeners hear ``TipMoved`` (if the tip moved) and then
-        ``BlockAccepted`` before this returns.
+        A context-free fault raises its ``ConsensusError`` (a ``PeerFault``); a
+        state fault raises ``BlockStateInvalid`` for a peer's block and its
+        ``ConsensusError`` for a local one (``LOCAL_SOURCES``); a block ahead of
+        the clock raises ``TimeTooNew`` (held and retried by the chain). A
+        refused block (``LOW_WORK``, ``FORK_TOO_DEEP``) is a status, not an
+        error. On acceptance, listeners hear ``TipMoved`` (if the tip moved) and
+        then ``BlockAccepted`` before this returns.
         """
-        sub = await asyncio.get_running_loop().run_in_executor(self._exec, self._submit, block, size)
+        try:
+            sub = await asyncio.get_running_loop().run_in_executor(self._exec, self._submit, block, source, size)
+        except BlockStateInvalid as e:
+            if source in LOCAL_SOURCES and isinstance(e.__cause__, ConsensusError):
+                raise e.__cause__ from None
+            raise
         if sub.result.tip_change is not None:
             await self._events.emit(TipMoved(sub.connected, sub.disconnected, self._snapshot))
-        if sub.status in (BlockStatus.CONNECTED, BlockStatus.SIDE_BRANCH) or sub.result.tip_change is not None:
+        if sub.status in TAKEN or sub.result.tip_change is not None:
             await self._events.emit(BlockAccepted(block, source, sub.status, sub.seconds))
         return sub
 
-    def _submit(self, block: Block, size: int | None) -> Submission:
+    async def check_headers(self, headers: Sequence[Header], run: HeaderRun | None) -> HeaderRun:
+        """``ChainService.check_headers`` on the chain thread (it remembers the ids of a run in reach)."""
+        return await asyncio.get_running_loop().run_in_executor(self._exec, self._chain.check_headers, headers, run)
+
+    def _submit(self, block: Block, source: str, size: int | None) -> Submission:
         start = time.perf_counter()
-        result = self._chain.submit_block(block, size)
+        result = self._chain.submit_block(block, size, source=source)
         change = result.tip_change
         if change is None:
-            if result.status != BlockStatus.DUPLICATE:
+            unchanged = (BlockStatus.DUPLICATE, BlockStatus.LOW_WORK, BlockStatus.FORK_TOO_DEEP)
+            if result.status not in unchanged or result.orphans_accepted:
                 self._snapshot = take_snapshot(self._chain)  # a side branch or an orphan: counts changed
             return Submission(result, seconds=time.perf_counter() - start)
         get = self._chain.get_block

@@ -4,7 +4,22 @@
 read runs on the chain thread), the mempool and the blob store, and takes their
 blocks, transactions and job announcements through the same paths as the
 node's own (``ChainHandle.submit_block``, ``TxIntake.submit``). Block statuses
-are translated to ``p2p.access.Intake`` here, once.
+are translated to ``p2p.access.Intake`` here, once (``intake_of``): only a block
+that is on the main chain after its submission was validated with its state and
+is ``ACCEPTED`` (forwarded); a side-branch block is ``STORED`` (its state is not
+checked yet: not forwarded, no charge), and a state fault the chain found
+(``node.errors.BlockStateInvalid``: a nonce or a balance, which a relay of
+another branch could not know) is ``IGNORED`` (not forwarded, no charge). Every
+other fault is a ``PeerFault`` and bans the sender.
+
+A peer's block is bounded before work is spent on it: bytes over the network's
+``max_block_size`` are refused unread, and the decode (up to 4 MB) runs in the
+work pool, not on the event loop. A block whose parent is unknown is checked on
+its own before the network holds it (``check_orphan``, ``check_orphan_block``:
+size, encoding, transaction count, then the chain's ``check_block_alone``:
+coinbase and transaction root, target no easier than ``pow_limit``, the
+certificate against the header's own target), in the work pool, at most
+``MAX_ORPHAN_CHECKS`` at once.
 
 Blocks and transactions that arrive by gossip are forwarded by the network's
 topic handlers; the adapter announces only what this node produced itself
@@ -39,18 +54,32 @@ from typing import Any
 
 import numpy as np
 
-from consensus.codec import decode_block, decode_tx, encode_block, encode_header, encode_tx
-from consensus.errors import BadNonce, DecodeError, InsufficientBalance, InvalidTx, PeerFault
+from consensus.codec import (
+    certificate_end,
+    decode_block,
+    decode_header,
+    decode_tx,
+    encode_block,
+    encode_header,
+    encode_tx,
+)
+from consensus.errors import BadNonce, BlockTooLarge, DecodeError, InsufficientBalance, InvalidTx, PeerFault, TooManyTxs
+from consensus.forkchoice import HeaderRun
+from consensus.networks import NetworkParams
 from consensus.tx import compute_tx_id
+from consensus.types import Block, Header
+from consensus.validation import validate_certificate
 from p2p.access import Intake, TxOutcome
 from p2p.network import FREE_DUPLICATE_SECONDS, PeerNetwork
 from p2p.protocol import JobAnnouncement, JobResultAnnouncement, blocks_page, compute_locator, decode_job_message
 from p2p.requests import BlobFetch
 from p2p.scoring import Offence
+from pouw.constants import HEADER_SIZE
 
 from .blobs import BlobError, BlobStore, matrix_check, npy_max_size, product_check
-from .chain import BlockStatus, ChainService
+from .chain import BlockStatus, ChainService, SubmitResult, check_block_alone
 from .chainhandle import ChainHandle
+from .errors import BlockStateInvalid
 from .events import LOCAL_SOURCES, BlockAccepted, Events, JobChanged, TxAdmitted
 from .jobrelay import JobRelay
 from .jobs import DONE, LOCAL, QUEUED, WAITING, Job, JobError, JobService
@@ -59,10 +88,14 @@ from .txintake import TxIntake
 
 log = logging.getLogger(__name__)
 INTAKE_OF: dict[BlockStatus, Intake] = {
-    BlockStatus.CONNECTED: Intake.ACCEPTED, BlockStatus.SIDE_BRANCH: Intake.ACCEPTED,
+    BlockStatus.CONNECTED: Intake.ACCEPTED, BlockStatus.SIDE_BRANCH: Intake.STORED,
     BlockStatus.ORPHAN: Intake.ORPHAN, BlockStatus.DUPLICATE: Intake.DUPLICATE,
+    BlockStatus.LOW_WORK: Intake.IGNORED, BlockStatus.FORK_TOO_DEEP: Intake.IGNORED,
 }
-"""The one translation of the chain's block statuses into what the network acts on."""
+"""The one translation of the chain's block statuses into what the network acts on (see ``intake_of``)."""
+MAX_ORPHAN_CHECKS = 1
+"""Orphan checks (``check_orphan``: a certificate each) in the work pool at once, so a flood of orphans
+leaves the pool's other thread to RPC and blob reads."""
 MAX_FETCHES = 4
 """Job announcements and results whose blobs are being fetched at once, from all peers together."""
 MAX_FETCHES_PER_PEER = 2
@@ -116,6 +149,47 @@ def _main_id(chain: ChainService) -> Callable[[int], bytes]:
     return get
 
 
+def intake_of(result: SubmitResult) -> Intake:
+    """What the network does with a block the chain took: ``INTAKE_OF`` its status, except that a block
+    the main chain now holds is ``ACCEPTED`` whatever its status (a side-branch block whose held
+    children made its branch overtake was connected, state and all)."""
+    change = result.tip_change
+    if change is not None and result.block_id in change.connected:
+        return Intake.ACCEPTED
+    return INTAKE_OF[result.status]
+
+
+def check_orphan_block(raw: bytes, params: NetworkParams, *, check_certificate: bool = True) -> Block:
+    """The checks a block can fail without its parent, on the bytes that arrived; raise the ``PeerFault``.
+
+    Before anything is decoded: the size of the bytes (at most
+    ``max_block_size``), the header, and the transaction count (read from its
+    place after the certificate, so more than ``max_tx_count`` transactions
+    are never decoded). Then the full decode and the chain's own
+    ``node.chain.check_block_alone`` (version, height, target no easier than
+    ``pow_limit``, coinbase, distinct transactions, the transaction root that
+    binds the body to the header, and the certificate against the header's own
+    target), so the network and the chain judge an orphan by one function.
+    ``check_certificate=False`` exists for tests over synthetic blocks.
+    Returns the decoded block.
+    """
+    if len(raw) > params.max_block_size:
+        raise BlockTooLarge(f"expected at most {params.max_block_size} bytes, found {len(raw)}")
+    if len(raw) < HEADER_SIZE:
+        raise DecodeError(f"a block starts with a {HEADER_SIZE}-byte header, found {len(raw)} bytes")
+    pre = decode_header(raw[:HEADER_SIZE]).pre
+    if pre.height > 0:
+        body = certificate_end(raw, HEADER_SIZE, pre.k)
+        if body + 4 > len(raw):
+            raise DecodeError("block truncated before tx_count")
+        count = int.from_bytes(raw[body:body + 4], "little")
+        if count > params.max_tx_count:
+            raise TooManyTxs(f"expected at most {params.max_tx_count} transactions, found {count}")
+    block = decode_block(raw)
+    check_block_alone(block, len(raw), params, validate_certificate if check_certificate else None)
+    return block
+
+
 class NetAdapter:
     """``ChainAccess`` for the node's ``PeerNetwork``, the job relay, and the announcements of local data.
 
@@ -137,6 +211,7 @@ class NetAdapter:
         self._by_peer: Counter[str] = Counter()
         self._tasks: set[asyncio.Future] = set()
         self._page_reads = asyncio.Semaphore(MAX_PAGE_READS)
+        self._orphan_checks = asyncio.Semaphore(MAX_ORPHAN_CHECKS)
 
     def attach(self, network: PeerNetwork, events: Events) -> None:
         """Use ``network`` for announcements and fetches; announce local blocks, transfers and results."""
@@ -221,9 +296,29 @@ class NetAdapter:
                 return None
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:
-        decoded = decode_block(bytes(block))  # DecodeError is a PeerFault: the sender is punished
-        sub = await self.chain.submit_block(decoded, peer, size=len(block))
-        return INTAKE_OF[sub.status]
+        """The chain's verdict on a peer's block (``intake_of``); ``IGNORED`` for a fault that depends on state.
+
+        The size is checked on the bytes that arrived before anything else, and
+        those bytes are decoded in the work pool; a ``DecodeError`` is a
+        ``PeerFault`` (the sender is punished).
+        """
+        raw = bytes(block)
+        limit = self.chain.params.max_block_size
+        if len(raw) > limit:
+            raise BlockTooLarge(f"expected at most {limit} bytes, found {len(raw)}")
+        decoded = await self._run_work(decode_block, raw)
+        try:
+            sub = await self.chain.submit_block(decoded, peer, size=len(raw))
+        except BlockStateInvalid as e:
+            log.info("block %s from %s refused (%s): %s; not the sender's fault", decoded.header.block_id.hex()[:16],
+                     peer, e.rule, e)
+            return Intake.IGNORED
+        return intake_of(sub.result)
+
+    async def check_orphan(self, block: bytes) -> None:
+        """``check_orphan_block`` in the work pool (at most ``MAX_ORPHAN_CHECKS`` at once)."""
+        async with self._orphan_checks:
+            await self._run_work(check_orphan_block, bytes(block), self.chain.params)
 
     async def submit_txs(self, txs: list[bytes], peer: str) -> list[TxOutcome]:
         return [await self._submit_tx(raw, peer) for raw in txs]
@@ -438,6 +533,10 @@ class NetAdapter:
         finally:
             if fetched:  # a job that was not queued leaves nothing behind
                 await self._run_work(self.blobs.discard_unreferenced, fetched)
+
+    async def check_headers(self, headers: Sequence[Header], run: HeaderRun | None) -> HeaderRun:
+        """``ChainHandle.check_headers``: a page of a branch's headers checked and weighed on the chain thread."""
+        return await self.chain.check_headers(headers, run)
 
 
 def job_announcement(job: Job, round_: int = 0) -> bytes:

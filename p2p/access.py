@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from consensus.forkchoice import HeaderRun
+from consensus.types import Header
+
 
 class Intake(StrEnum):
     """What the node did with a block or a transaction a peer sent."""
@@ -27,7 +30,9 @@ class Intake(StrEnum):
     ORPHAN = "orphan"
     """A block whose parent is unknown: held, and the sender becomes a sync candidate."""
     IGNORED = "ignored"
-    """Not usable here now but not the sender's fault (a nonce or balance race): not forwarded."""
+    """Not usable here now but not the sender's fault: not forwarded, no charge. A transaction's nonce or
+    balance race; a block whose transfers fail on state (nonce, balance) the sender could not know, or
+    whose branch has too little work or forks too deep."""
     REJECTED = "rejected"
     """Invalid, and the sender could have known: not forwarded, the sender is penalised."""
 
@@ -77,9 +82,12 @@ class ChainAccess(Protocol):
         ...
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:
-        """``ACCEPTED``, ``DUPLICATE`` or ``ORPHAN``.
+        """``ACCEPTED`` (fully validated, state included: on the main chain now), ``STORED`` (on a side
+        branch, its state not checked), ``DUPLICATE``, ``ORPHAN`` or ``IGNORED`` (refused for a reason
+        that is not the sender's fault: a fault that depends on account state, a branch with too
+        little work).
 
-        Raises ``consensus.errors.PeerFault`` when the block is invalid (the peer is
+        Raises ``consensus.errors.PeerFault`` when the block is invalid whatever the state (the peer is
         penalised) and any other exception when it cannot be taken now (no penalty).
         """
         ...
@@ -93,5 +101,31 @@ class ChainAccess(Protocol):
 
         Raise ``PeerFault`` for an announcement that is wrong (penalised, not forwarded);
         any other exception is transient (not forwarded, no penalty).
+        """
+        ...
+
+    async def check_orphan(self, block: bytes) -> None:
+        """Check a block whose parent is unknown on its own, before it is held; raise ``PeerFault`` if it fails.
+
+        Only what needs no parent: size (of these bytes), encoding, transaction
+        count, coinbase and transaction root, a target no easier than the
+        network's ``pow_limit``, and the certificate against the header's own
+        target. The certificate check costs about a millisecond, so it must not
+        run on the event loop.
+        """
+        ...
+
+    async def check_headers(self, headers: Sequence[Header], run: HeaderRun | None) -> HeaderRun:
+        """Check a page of linked headers of a branch and weigh it (``consensus.forkchoice.HeaderRun``).
+
+        ``run`` is the answer for the page before (``None`` for the first page,
+        whose first header's parent must be stored). The answer's ``verdict``
+        says whether to fetch the bodies of ``fetch`` (the branch is in reach of
+        our tip; the chain will store them), to ask for more headers (presync:
+        nothing fetched yet), or to stop (a fork too deep, a presync too long;
+        no fault). Raises ``PeerFault`` for a header invalid on its parent (the
+        peer is penalised) and any other exception when the page cannot be
+        judged now (a header ahead of our clock, a branch on a block found
+        invalid: no penalty).
         """
         ...

@@ -1,12 +1,30 @@
 """Headers-first sync: how ``p2p.network.PeerNetwork`` catches up with peers.
 
 With the peer that claims the most work (more than ours): ask for headers after
-our block locator (pages of up to 2000), check they link, fetch the bodies we
-lack by id from several peers in parallel (pages under 4 MiB, re-asked for the
-rest), and submit them in order. Forks need nothing special: the locator finds
-the fork point, the chain stores the other branch and reorganises when it
-carries more work. Sync re-runs when a peer shows more work than ours
-(handshake, status poll, an orphan block), e.g. when a partition heals.
+our block locator (pages of up to 2000), check they link, and have the chain
+check and weigh each page (``ChainAccess.check_headers``: every header against
+its parent, targets included, and the branch's work summed from the headers'
+own targets). The claim in the peer's status only picks whom to ask; what
+counts is the work of the headers received. Only once that work is in reach
+of our tip (more, or within ``side_branch_margin`` tip blocks) are the bodies
+we lack fetched by id from several peers in parallel (pages under 4 MiB,
+re-asked for the rest) and submitted in order; the chain stores them although
+the stored part of the branch is still short (it checked their headers).
+
+Until then (presync, after Bitcoin Core's idea of weighing headers before
+keeping them) a branch costs bounded memory: the running total, the last
+header's ``ParentInfo`` and a bounded list of the ids of the headers we lack
+(the chain's presync limit), in a ``consensus.forkchoice.HeaderRun``. A branch that ends out of reach is simply
+not followed; one that forks more than ``max_fork_depth`` below our tip is
+refused; neither costs the peer anything. Headers that do not link, that do
+not start on a block we have, or that break a header rule (a wrong target for
+their parent, a time warp) are the peer's fault. Headers prove no work here by
+themselves (the certificate travels with the body): a peer that serves
+fabricated headers is found out at the first body, whose certificate fails,
+and banned.
+
+Sync re-runs when a peer shows more work than ours (handshake, status poll, an
+orphan block), e.g. when a partition heals.
 """
 
 from __future__ import annotations
@@ -18,6 +36,7 @@ from collections.abc import Awaitable, Callable
 
 from consensus.codec import decode_header
 from consensus.errors import DecodeError, PeerFault
+from consensus.forkchoice import HeaderRun, RunVerdict
 from consensus.types import Header
 
 from .access import ChainAccess, Intake
@@ -133,21 +152,40 @@ class HeadersFirstSync:
         progressed = False
         base = (await self.chain.locator())[:MAX_LOCATOR]
         locator = base
+        run: HeaderRun | None = None
         while peer in self.peers:
             parsed = await self._headers_page(peer, locator)
             if not parsed:
-                return progressed
-            ids = [h.block_id for h in parsed]
-            missing = await self.chain.missing_blocks([parsed[0].pre.prev_id, *ids])
-            if parsed[0].pre.prev_id in missing:
+                break
+            start = parsed[0].pre.prev_id
+            if run is None and await self.chain.missing_blocks([start]):
                 self.requests.punish(peer, Offence.BAD_RESPONSE, "headers do not start from our locator")
                 raise _SyncAbort("headers from an unknown parent")
-            if missing:
-                progressed |= await self._fetch_and_submit(peer, missing)
+            if run is not None and start != run.last.block_id:
+                self.requests.punish(peer, Offence.BAD_RESPONSE, "headers do not continue the page before")
+                raise _SyncAbort("unlinked header pages")
+            run = await self._check_page(peer, parsed, run)
+            if run.verdict in (RunVerdict.TOO_DEEP, RunVerdict.TOO_LONG):
+                raise _SyncAbort(f"branch refused ({run.verdict}) at height {run.last.height}")
+            if run.fetch:
+                progressed |= await self._fetch_and_submit(peer, list(run.fetch))
             if len(parsed) < self.headers_per_page:
-                return progressed
-            locator = [ids[-1], *base[:MAX_LOCATOR - 1]]
+                break
+            locator = [parsed[-1].block_id, *base[:MAX_LOCATOR - 1]]
+        if run is not None and run.verdict == RunVerdict.PRESYNC and run.pending:
+            log.info("sync from %s: its branch (work %d at height %d) is out of reach of our tip; not followed",
+                     peer, run.chain_work, run.last.height)
         return progressed
+
+    async def _check_page(self, peer: str, parsed: list[Header], run: HeaderRun | None) -> HeaderRun:
+        """The chain's check of a page of headers; a header invalid on its parent is the peer's fault."""
+        try:
+            return await self.chain.check_headers(parsed, run)
+        except PeerFault as e:
+            self.requests.punish(peer, Offence.INVALID_BLOCK, f"header: {e}")
+            raise _SyncAbort("invalid headers") from e
+        except Exception as e:  # not judged now (a header ahead of our clock, a branch found invalid): no fault
+            raise _SyncAbort(f"headers not taken: {e}") from e
 
     async def _headers_page(self, peer: str, locator: list[bytes]) -> list[Header]:
         """One page of linked headers after ``locator`` from ``peer``."""
@@ -198,8 +236,10 @@ class HeadersFirstSync:
             raise _SyncAbort(f"chain did not take block {block_id.hex()[:16]}: {e}") from e
         if result == Intake.ORPHAN:
             raise _SyncAbort(f"block {block_id.hex()[:16]} arrived as an orphan")
-        if result == Intake.ACCEPTED:
+        if result == Intake.IGNORED:  # refused (not its fault): the rest of the branch cannot follow it
+            raise _SyncAbort(f"chain refused block {block_id.hex()[:16]}")
+        if result in (Intake.ACCEPTED, Intake.STORED):  # STORED: the branch has not overtaken yet
             self.stats.blocks_synced += 1
             self.after_accept(block_id)
-            return True
+            return result == Intake.ACCEPTED
         return False

@@ -6,11 +6,19 @@ stay inside ``p2p.host`` and ``p2p.bridge``.
 
 What travels (byte layouts in ``p2p.protocol``):
 
-- Gossip. A block is forwarded only after ``ChainAccess.submit_block``
-  accepted it (the topic handler runs before forwarding); a peer that sends an
-  invalid block or certificate is banned. A block whose parent is unknown is
-  not forwarded; it is kept (bounded) and the sender becomes a sync candidate;
-  once the parent arrives the block is submitted or re-announced. Transactions
+- Gossip. A block is forwarded only once ``ChainAccess.submit_block`` fully
+  validated it, state included (``Intake.ACCEPTED``: the topic handler runs
+  before forwarding). A block stored on a side branch (``STORED``: its state
+  is not checked yet) or refused for a reason that is not the sender's fault
+  (``IGNORED``: a fault that depends on account state, which a relay of
+  another branch could not know) is not forwarded and costs nothing; a
+  context-free fault (encoding, certificate, a wrong target for its parent)
+  bans the sender. A block whose parent is unknown is checked on its own
+  (``ChainAccess.check_orphan``, in the node's work pool), held in
+  ``p2p.orphans.PendingOrphans`` (bounded per peer and in total, random
+  eviction), not forwarded, and the sender becomes a sync candidate; once the
+  parent is stored the block is submitted, and announced if it connected.
+  Transactions
   travel in batches (``announce_txs`` collects them for a few milliseconds);
   a batch is forwarded as is when every transaction in it was accepted,
   otherwise the accepted ones are re-announced in our own batch. Jobs are
@@ -24,7 +32,8 @@ What travels (byte layouts in ``p2p.protocol``):
 
 Peer faults cost score (``p2p.scoring``): malformed bytes, wrong answers,
 timeouts, invalid transactions; an invalid block or a wrong chain bans at once.
-Transient failures (the chain could not take a block now) cost nothing.
+Transient failures (the chain could not take a block now) and faults that
+depend on account state cost nothing.
 
 Data we announce ourselves goes through ``announce_*``; data that arrived by
 gossip is forwarded by the topic handlers, so callers must not announce it again.
@@ -38,18 +47,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from consensus.errors import ConsensusError, PeerFault
+from consensus.codec import decode_header
+from consensus.errors import PeerFault
 from pouw.header import compute_block_id
 
 from .access import ChainAccess, Intake
 from .errors import P2PDecodeError, P2PError, PeerRefused
 from .headersync import HeadersFirstSync
-from .orphans import PendingOrphans
+from .orphans import (
+    MAX_ORPHAN_CHECKS_PER_PEER,
+    MAX_ORPHAN_CHECKS_WAITING,
+    MAX_PENDING_ORPHANS,
+    Orphan,
+    PendingOrphans,
+)
 from .peers import NetworkStats, PeerState
 from .protocol import (
     BLOB_CHUNK_BYTES,
@@ -84,6 +100,8 @@ MAX_KNOWN_BLOCKS = 4096
 FREE_DUPLICATE_SECONDS = 10.0
 """A copy of a block that became known this recently is free: honest relays forward copies that
 crossed ours in flight. Older copies cost a point (a flood of them adds up to a ban)."""
+ORPHAN_POOL = "orphan-pool"
+"""The ``peer`` named to ``ChainAccess.submit_block`` for a held orphan submitted once its parent arrived."""
 
 
 class PeerNetwork:
@@ -110,7 +128,7 @@ class PeerNetwork:
         headers_per_page: int = MAX_HEADERS,
         body_chunk: int = 128,
         parallel_fetches: int = 4,
-        max_pending_orphans: int = 256,
+        max_pending_orphans: int = MAX_PENDING_ORPHANS,
         max_blob_bytes: int = 256 << 20,
         ban_grace: float = 0.25,
     ) -> None:
@@ -136,6 +154,8 @@ class PeerNetwork:
                                      refresh_status=self._handshake, headers_per_page=headers_per_page,
                                      body_chunk=body_chunk, parallel_fetches=parallel_fetches)
         self._orphans = PendingOrphans(max_pending_orphans)
+        self._checking: Counter[str] = Counter()
+        """Orphans being fetched or checked now, by the peer that sent them."""
         self._inflight: set[bytes] = set()
         """Ids of gossiped blocks being checked now (at most one task per id)."""
         self._known: OrderedDict[bytes, float] = OrderedDict()
@@ -265,6 +285,7 @@ class PeerNetwork:
             pass
 
     def _on_ban(self, entry: BanEntry) -> None:
+        self._orphans.drop_peer(entry.peer_id)  # what a banned peer sent is not worth its memory
         if self.host.is_connected(entry.peer_id) and self._running:
             self._spawn(self._disconnect_banned(entry.peer_id), f"disconnect {entry.peer_id}")
 
@@ -398,9 +419,15 @@ class PeerNetwork:
         return True
 
     async def announce_block(self, block: bytes) -> bool:
-        """Gossip a block we accepted (the whole block, or its header if it is too big to gossip)."""
+        """Gossip a block we accepted (the whole block, or its header if it is too big to gossip).
+
+        Held orphans that waited for it are submitted too: a block the node mined or took over
+        RPC reaches the network only here.
+        """
         ann = BlockAnnouncement.for_block(block)
-        self._remember_known(compute_block_id(ann.header))
+        block_id = compute_block_id(ann.header)
+        self._remember_known(block_id)
+        self._adopt_children(block_id)
         return await self._publish(self.ids.blocks, ann.encode())
 
     async def announce_txs(self, txs: Iterable[bytes]) -> None:
@@ -449,20 +476,61 @@ class PeerNetwork:
             return Verdict.IGNORE
         self._inflight.add(block_id)
         try:
+            try:
+                parent_id = decode_header(ann.header).pre.prev_id
+            except PeerFault as e:  # a header that does not decode: a bad encoding, whatever our chain
+                self._punish(peer, Offence.INVALID_BLOCK, f"block {block_id.hex()[:16]}: {e}")
+                return Verdict.REJECT
+            if block_id in self._orphans:
+                # Held already: another relay that has its parent (honest relays forward only
+                # blocks they connected). Free, and that relay is worth syncing from too.
+                self._hint_sync(peer)
+                return Verdict.IGNORE
             known_at = self._known.get(block_id)
-            if known_at is not None or not await self.chain.missing_blocks([block_id]):
+            missing = [] if known_at is not None else await self.chain.missing_blocks([block_id, parent_id])
+            if block_id not in missing:
                 if known_at is None or time.monotonic() - known_at > FREE_DUPLICATE_SECONDS:
                     self._punish(peer, Offence.USELESS, "a block we have")  # floods add up; the odd one recovers
                 return Verdict.IGNORE
-            block = ann.data
-            if not ann.full:
-                got = await self.requests.blocks([block_id], [peer])
-                if block_id not in got:
-                    return Verdict.IGNORE
-                block = got[block_id][0]
+            if parent_id in missing:
+                return await self._on_orphan(peer, block_id, parent_id, ann)
+            block = await self._block_of(peer, block_id, ann)
+            if block is None:
+                return Verdict.IGNORE
             return await self._submit_gossip_block(peer, block_id, block)
         finally:
             self._inflight.discard(block_id)
+
+    async def _block_of(self, peer: str, block_id: bytes, ann: BlockAnnouncement) -> bytes | None:
+        """The announced block: its bytes, or for a header-only announcement, fetched from ``peer``."""
+        if ann.full:
+            return ann.data
+        got = await self.requests.blocks([block_id], [peer])
+        return got[block_id][0] if block_id in got else None
+
+    async def _on_orphan(self, peer: str, block_id: bytes, parent_id: bytes, ann: BlockAnnouncement) -> Verdict:
+        """A block whose parent is unknown: within the check bounds, fetched if need be, checked and held.
+
+        At most ``MAX_ORPHAN_CHECKS_PER_PEER`` of a peer's orphans, and
+        ``MAX_ORPHAN_CHECKS_WAITING`` in all, are fetched or checked at once;
+        more are dropped unread (no charge: an honest relay of a burst of new
+        blocks meets the bound too, and sync fetches what it dropped). So a
+        flood of orphans cannot pile up in memory while the checks run.
+        """
+        if (self._checking[peer] >= MAX_ORPHAN_CHECKS_PER_PEER
+                or sum(self._checking.values()) >= MAX_ORPHAN_CHECKS_WAITING):
+            self._hint_sync(peer)
+            return Verdict.IGNORE
+        self._checking[peer] += 1
+        try:
+            block = await self._block_of(peer, block_id, ann)
+            if block is None:
+                return Verdict.IGNORE
+            return await self._take_orphan(peer, block_id, parent_id, block)
+        finally:
+            self._checking[peer] -= 1
+            if self._checking[peer] <= 0:
+                del self._checking[peer]
 
     def _remember_known(self, block_id: bytes) -> None:
         """Note a block the chain holds, so a later copy is recognised without asking the chain."""
@@ -472,7 +540,15 @@ class PeerNetwork:
         while len(self._known) > MAX_KNOWN_BLOCKS:
             self._known.popitem(last=False)
 
+    def _hint_sync(self, peer: str) -> None:
+        """``peer`` sent a block we could not place: it knows blocks we lack, so sync from it."""
+        state = self._peers.get(peer)
+        if state is not None:
+            state.sync_hint = True
+            self.sync.wanted.set()
+
     async def _submit_gossip_block(self, peer: str, block_id: bytes, block: bytes) -> Verdict:
+        """Hand a block whose parent we hold to the chain; only a fully validated one is forwarded."""
         try:
             result = await self.chain.submit_block(block, peer)
         except PeerFault as e:
@@ -485,35 +561,73 @@ class PeerNetwork:
             self.stats.blocks_accepted += 1
             self._after_accept(block_id)
             return Verdict.ACCEPT
-        if result == Intake.ORPHAN:
-            self._orphans.add(block_id, block)
-            state = self._peers.get(peer)
-            if state is not None:
-                state.sync_hint = True
-                self.sync.wanted.set()
+        if result == Intake.STORED:
+            # A side branch: its state is not checked until the branch overtakes the tip, so it
+            # is not forwarded (a node for which it extends the tip would check it and could find
+            # a fault we did not). Its held children may make the branch overtake.
+            self._after_accept(block_id)
+        elif result == Intake.ORPHAN:  # its parent went away meanwhile: the chain holds it
+            self._hint_sync(peer)
+        elif result == Intake.REJECTED:
+            self._punish(peer, Offence.INVALID_BLOCK, f"block {block_id.hex()[:16]}")
+            return Verdict.REJECT
+        elif result == Intake.IGNORED:
+            log.info("block %s from %s refused, not its fault", block_id.hex()[:16], peer)
+        return Verdict.IGNORE
+
+    async def _take_orphan(self, peer: str, block_id: bytes, parent_id: bytes, block: bytes) -> Verdict:
+        """Check a block whose parent is unknown on its own and hold it; never forwarded."""
+        try:
+            await self.chain.check_orphan(block)
+        except PeerFault as e:
+            self._punish(peer, Offence.INVALID_BLOCK, f"orphan {block_id.hex()[:16]}: {e}")
+            return Verdict.REJECT
+        except Exception as e:  # transient: the check could not run now
+            log.info("orphan %s from %s not checked now: %s", block_id.hex()[:16], peer, e)
+            return Verdict.IGNORE
+        if self.scoring.is_banned(peer):
+            return Verdict.IGNORE  # banned while its block was checked: hold nothing of it
+        self._orphans.add(block_id, parent_id, block, peer)
+        self._hint_sync(peer)
+        # The parent may have been stored while the block was checked (and found no children then).
+        if not await self.chain.missing_blocks([parent_id]):
+            self._adopt_children(parent_id)
         return Verdict.IGNORE
 
     def _after_accept(self, block_id: bytes) -> None:
-        """A block arrived: orphans waiting for it are submitted (or, if the chain took them, re-announced)."""
+        """A block was stored (connected, or on a side branch): remember it, and submit the held
+        orphans that waited for it (children of a side-branch block may make its branch overtake)."""
         self._remember_known(block_id)
-        for cid, raw in self._orphans.take_children(block_id):
-            self._spawn(self._adopt_orphan(cid, raw), "orphan")
+        self._adopt_children(block_id)
 
-    async def _adopt_orphan(self, block_id: bytes, block: bytes) -> None:
-        if await self.chain.missing_blocks([block_id]):
-            try:
-                result = await self.chain.submit_block(block, "orphan-pool")
-            except ConsensusError as e:
-                log.info("orphan %s turned out invalid: %s", block_id.hex()[:16], e)
-                return
-            except Exception as e:  # transient
-                log.info("orphan %s not taken: %s", block_id.hex()[:16], e)
-                return
-            if result != Intake.ACCEPTED and await self.chain.missing_blocks([block_id]):
-                return
-        self._after_accept(block_id)
-        # Peers downstream never saw it (we did not forward it): forward it now.
-        await self.announce_block(block)
+    def _adopt_children(self, parent_id: bytes) -> None:
+        for orphan in self._orphans.take_children(parent_id):
+            self._spawn(self._adopt_orphan(orphan), "orphan")
+
+    async def _adopt_orphan(self, orphan: Orphan) -> None:
+        """Submit a held orphan now that its parent is stored; announce it only if it connected."""
+        block_id = orphan.block_id
+        try:
+            result = await self.chain.submit_block(orphan.raw, ORPHAN_POOL)
+        except PeerFault as e:
+            # It passed the context-free checks when it came; what fails now is checked against its
+            # parent (a wrong target, a time warp) and does not depend on state: the sender's fault.
+            self._punish(orphan.peer, Offence.INVALID_BLOCK, f"orphan {block_id.hex()[:16]}: {e}")
+            return
+        except Exception as e:  # transient
+            log.info("orphan %s not taken: %s", block_id.hex()[:16], e)
+            return
+        if result == Intake.ACCEPTED:
+            self.stats.blocks_accepted += 1
+            self._after_accept(block_id)
+            # Peers downstream never saw it (we did not forward it): announce it now.
+            await self.announce_block(orphan.raw)
+        elif result == Intake.STORED:
+            self._after_accept(block_id)
+        elif result == Intake.DUPLICATE:  # sync brought it meanwhile (and told us, if it connected)
+            self._adopt_children(block_id)
+        else:
+            log.info("orphan %s from %s: %s", block_id.hex()[:16], orphan.peer, result)
 
     async def _on_tx_gossip(self, peer: str, data: bytes) -> Verdict:
         self._count_gossip(self.stats.gossip_received, self.ids.txs)

@@ -205,7 +205,7 @@ async def test_a_peer_gossiping_an_invalid_block_is_banned_and_the_rest_carry_on
 async def test_a_burst_of_1000_transactions_reaches_every_subscriber():
     a, b, c = Node("a"), Node("b"), Node("c")
     key = devnet_keypairs(1)[0]
-    txs = [encode_tx(make_transfer(key, PARAMS.chain_id, i, bytes(20), 1, 1, b"memo %d" % i))
+    txs = [encode_tx(make_transfer(key, PARAMS.chain_id, i, bytes(20), 1, 1000, b"memo %d" % i))
            for i in range(1000)]
     async with a.net, b.net, c.net:
         await link(a, b, topics=(IDS.txs,))

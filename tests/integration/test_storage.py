@@ -13,7 +13,7 @@ from consensus.tx import make_transfer
 from consensus.types import Account
 from node import schema
 from node.chain import ChainService
-from node.errors import StorageError
+from node.errors import BlockStateInvalid, StorageError
 from node.store import LevelDBStore
 from tests.support.blockgen import ChainBuilder, easy_params
 
@@ -31,7 +31,7 @@ def dump(path_or_store):
     return list(path_or_store.iterate(b""))
 
 
-def pay(sender, nonce, to, amount, fee=2):
+def pay(sender, nonce, to, amount, fee=200):
     return make_transfer(KEYS[sender], P.chain_id, nonce, ADDR[to], amount, fee)
 
 
@@ -53,6 +53,7 @@ def test_deep_reorgs_on_leveldb_and_reopen(tmp_path, blocks):
     for block in a:
         assert chain.submit_block(block).status == "connected"
     a_balances = {x: chain.get_account(x) for x in ADDR}
+    chain.check_headers([x.header for x in b])  # as headers-first sync does: B's headers vouch for its bodies
     for block in b[:11]:
         assert chain.submit_block(block).status == "side-branch"
     change = chain.submit_block(b[11]).tip_change
@@ -92,7 +93,7 @@ def test_invalid_blocks_leave_the_database_unchanged(tmp_path, blocks):
     for bad, error in [
         (b"\x01" * 500, errors.DecodeError),
         (bad_root, errors.InvalidBlock),
-        (encode_block(double_spend), errors.BlockTxInvalid),
+        (encode_block(double_spend), BlockStateInvalid),  # a state fault (no PeerFault: not the sender's)
         (encode_block(too_new), errors.TimeTooNew),
     ]:
         with pytest.raises(error):  # the node's path: decode what a peer sent, submit with its size

@@ -14,8 +14,11 @@ from collections.abc import Callable, Sequence
 
 from consensus.codec import decode_block, decode_tx
 from consensus.errors import DecodeError
+from consensus.forkchoice import HeaderRun
+from consensus.types import Header
 from node.chain import ChainService
-from node.netadapter import INTAKE_OF, chain_blocks, chain_headers_after, chain_locator
+from node.errors import BlockStateInvalid
+from node.netadapter import chain_blocks, chain_headers_after, chain_locator, check_orphan_block, intake_of
 from p2p.access import Intake, TxOutcome
 
 
@@ -53,8 +56,12 @@ class ChainServiceAccess:
         return None if blob is None else (len(blob), blob[offset:offset + length])
 
     async def submit_block(self, block: bytes, peer: str) -> Intake:
-        result = self.chain.submit_block(decode_block(bytes(block)), len(block))
-        status = INTAKE_OF[result.status]
+        try:
+            result = self.chain.submit_block(decode_block(bytes(block)), len(block), source=peer)
+        except BlockStateInvalid:  # as the node's adapter does: a state fault is not the sender's
+            self.submitted.append((decode_block(bytes(block)).header.block_id, Intake.IGNORED, peer))
+            return Intake.IGNORED
+        status = intake_of(result)
         self.submitted.append((result.block_id, status, peer))
         accepted = [result.block_id] if status == Intake.ACCEPTED else []
         for block_id in [*accepted, *result.orphans_accepted]:
@@ -82,3 +89,10 @@ class ChainServiceAccess:
 
     async def on_job_announcement(self, data: bytes, peer: str) -> None:
         self.jobs.append((bytes(data), peer))
+
+    async def check_orphan(self, block: bytes) -> None:
+        """``node.netadapter.check_orphan_block``, the certificate checked only if this chain checks them."""
+        check_orphan_block(bytes(block), self.chain.params, check_certificate=self.chain._check_certificates)
+
+    async def check_headers(self, headers: Sequence[Header], run: HeaderRun | None) -> HeaderRun:
+        return self.chain.check_headers(headers, run)

@@ -11,3 +11,16 @@ class StubHost:
     def set_request_handler(self, protocol, fn): ...
     def on_peer_connected(self, fn): ...
     def on_peer_disconnected(self, fn): ...
+
+
+class RecordingHost(StubHost):
+    """A ``StubHost`` that keeps what the network publishes (``(topic, payload)``, in order)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, topic, data):
+        self.published.append((topic, bytes(data)))
+
+    def is_connected(self, peer):
+        return False

@@ -14,6 +14,7 @@ from consensus.keys import devnet_keypairs
 from consensus.tx import make_transfer
 from node.chain import BlockStatus, ChainService
 from node.chainhandle import ChainHandle
+from node.errors import BlockStateInvalid
 from node.events import BlockAccepted, Events, TipMoved
 from node.store import LevelDBStore
 from tests.support.blockgen import ChainBuilder, easy_params
@@ -31,9 +32,9 @@ class ThreadRecordingChain(ChainService):
         self.threads: set[int] = set()
         super().__init__(*args, **kwargs)
 
-    def submit_block(self, block, size=None):
+    def submit_block(self, block, size=None, **kwargs):
         self.threads.add(threading.get_ident())
-        return super().submit_block(block, size)
+        return super().submit_block(block, size, **kwargs)
 
     def get_block(self, block_id):
         self.threads.add(threading.get_ident())
@@ -128,11 +129,38 @@ async def test_an_invalid_block_changes_nothing_and_tells_nobody(handle, blocks)
     await h.submit_block(a[0], "peer")
     heard.clear()
     before = h.snapshot
-    unfunded = make_transfer(KEYS[0], P.chain_id, 5, KEYS[1].address, 1, 1)  # nonce 5: never valid here
+    unfunded = make_transfer(KEYS[0], P.chain_id, 5, KEYS[1].address, 1, 1000)  # nonce 5: never valid here
     bad = builder.child(a[0].header.block_id, [unfunded])
-    with pytest.raises(errors.ConsensusError):
+    with pytest.raises(BlockStateInvalid):  # a state fault: from a peer, no PeerFault
         await h.submit_block(bad, "peer")
     assert h.snapshot is before and heard == []
+
+
+async def test_a_state_fault_of_a_local_block_is_its_consensus_error(handle, blocks):
+    """The miner and RPC submitblock are judged by nobody: they read the consensus error, as for any invalid block."""
+    h, _, heard = handle
+    builder, a, _ = blocks
+    await h.submit_block(a[0], "miner")
+    heard.clear()
+    stale = make_transfer(KEYS[0], P.chain_id, 5, KEYS[1].address, 1, 1000)
+    for source in ("miner", "rpc"):
+        bad = builder.child(a[0].header.block_id, [stale], coinbase_to=KEYS[0 if source == "miner" else 1].address)
+        with pytest.raises(errors.BlockTxInvalid) as info:
+            await h.submit_block(bad, source)
+        assert isinstance(info.value.cause, errors.BadNonce)
+    assert heard == [] and h.snapshot.height == 1
+
+
+async def test_a_low_work_block_is_a_status_that_changes_nothing(handle, blocks):
+    h, chain, heard = handle
+    builder, a, b = blocks
+    for block in a + builder.extend(a[2].header.block_id, 8):  # the tip at height 11
+        await h.submit_block(block, "peer")
+    heard.clear()
+    before = h.snapshot
+    sub = await h.submit_block(b[0], "peer")  # height 1: out of reach of the tip (margin 6)
+    assert sub.status == BlockStatus.LOW_WORK
+    assert h.snapshot is before and heard == [] and chain.get_entry(b[0].header.block_id) is None
 
 
 async def test_an_orphan_is_held_and_counted_without_events(handle, blocks):

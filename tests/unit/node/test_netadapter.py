@@ -4,14 +4,16 @@ jobs from peers: bounded fetches, streamed and checked blobs, penalties, shares 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from consensus import errors
-from consensus.codec import decode_header, encode_block, encode_tx
+from consensus.codec import certificate_end, decode_header, encode_block, encode_header, encode_tx
 from consensus.keys import devnet_keypairs
 from consensus.tx import make_transfer
 from kernels.base import prepare
@@ -19,6 +21,7 @@ from node import netadapter
 from node.blobs import BlobStore, encode_npy
 from node.chain import ChainService
 from node.chainhandle import ChainHandle
+from node.errors import BlockStateInvalid
 from node.events import Events, TxAdmitted
 from node.jobs import MAX_JOBS_PER_PEER, JobError, JobService
 from node.mempool import Mempool
@@ -36,6 +39,7 @@ from p2p.protocol import (
 )
 from p2p.requests import PeerRequester
 from p2p.scoring import ScoreBook
+from pouw.constants import HEADER_SIZE
 from pouw.hashing import H
 from pouw.jobs import compute_job_id
 from pouw.matrix import pad_pair
@@ -364,3 +368,131 @@ async def test_the_relay_expires_peers_old_jobs(miner_net, monkeypatch):
     finally:
         relay.cancel()
     assert net.jobs.get(job.job_id).error.startswith("expired") and files(net) == []
+
+
+# --- blocks from peers: what is forwarded, what is checked before holding -------------------------
+
+
+def _state_invalid_child(builder: ChainBuilder, parent: bytes):
+    """A child of ``parent`` carrying one funded transfer with the wrong nonce (valid in every other way)."""
+    bad_nonce = make_transfer(KEYS[0], P.chain_id, 5, KEYS[1].address, 5, 1000)  # the next nonce is 0
+    return builder.child(parent, [bad_nonce])
+
+
+async def test_bytes_over_the_block_size_are_refused_before_they_are_decoded(adapter, monkeypatch):
+    net, store, _ = adapter
+    before = store.snapshot()
+
+    def no_decoding(raw):
+        raise AssertionError("decoded bytes over the block size")
+
+    monkeypatch.setattr(netadapter, "decode_block", no_decoding)
+    with pytest.raises(errors.BlockTooLarge):
+        await net.submit_block(b"\x00" * (P.max_block_size + 1), "peer")
+    assert store.snapshot() == before
+
+
+async def test_a_side_branch_block_is_stored_not_accepted_and_connected_once_its_branch_wins(adapter, blocks):
+    net, _, _ = adapter
+    assert await net.submit_block(encode_block(blocks[0]), "peer") == Intake.ACCEPTED
+    other = ChainBuilder(P, coinbase_to=KEYS[1].address)
+    s1 = other.child(other.genesis_id)
+    s2 = other.child(s1.header.block_id)
+    assert await net.submit_block(encode_block(s1), "peer") == Intake.STORED  # equal work: state unchecked
+    assert await net.submit_block(encode_block(s2), "peer") == Intake.ACCEPTED  # the branch overtakes
+    assert net.status()[:2] == (s2.header.block_id, 2)
+
+
+async def test_a_side_block_whose_held_child_made_it_win_is_accepted(adapter, blocks):
+    net, _, _ = adapter
+    assert await net.submit_block(encode_block(blocks[0]), "peer") == Intake.ACCEPTED
+    other = ChainBuilder(P, coinbase_to=KEYS[1].address)
+    s1 = other.child(other.genesis_id)
+    s2 = other.child(s1.header.block_id)
+    assert await net.submit_block(encode_block(s2), "rpc-like") == Intake.ORPHAN  # the chain holds it
+    # s1 alone would be a side branch; with s2 behind it the branch connects, state and all.
+    assert await net.submit_block(encode_block(s1), "peer") == Intake.ACCEPTED
+    assert net.status()[0] == s2.header.block_id
+
+
+async def test_a_state_fault_is_ignored_not_charged_and_its_descendants_too(adapter, blocks):
+    net, _, _ = adapter
+    builder = ChainBuilder(P, coinbase_to=KEYS[2].address)
+    bad = _state_invalid_child(builder, builder.genesis_id)
+    assert await net.submit_block(encode_block(bad), "relay") == Intake.IGNORED
+    child = builder.child(bad.header.block_id)
+    assert await net.submit_block(encode_block(child), "relay") == Intake.IGNORED
+    assert net.status()[1] == 0
+    assert await net.submit_block(encode_block(blocks[0]), "relay") == Intake.ACCEPTED  # the chain carries on
+
+
+async def test_the_adapter_maps_block_state_invalid_to_ignored(adapter, blocks, monkeypatch):
+    net, _, _ = adapter
+
+    async def state_fault(block, source, size=None):
+        raise BlockStateInvalid("transaction 1: tx-nonce: expected 0, found 5", "block-tx")
+
+    monkeypatch.setattr(net.chain, "submit_block", state_fault)
+    assert await net.submit_block(encode_block(blocks[0]), "relay") == Intake.IGNORED
+
+
+async def test_a_context_free_fault_is_still_the_senders(adapter, blocks):
+    net, _, _ = adapter
+    raw = bytearray(encode_block(blocks[0]))
+    raw[HEADER_SIZE + 10] ^= 1  # a byte of the certificate: it no longer opens to the header's root
+    with pytest.raises(errors.PeerFault):
+        await net.submit_block(bytes(raw), "forger")
+
+
+async def test_an_orphan_is_checked_in_the_work_pool(adapter, blocks, monkeypatch):
+    net, _, _ = adapter
+    threads = []
+    real = netadapter.check_orphan_block
+
+    def spy(raw, params, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(raw, params, **kwargs)
+
+    monkeypatch.setattr(netadapter, "check_orphan_block", spy)
+    await net.check_orphan(encode_block(blocks[2]))  # its parent is unknown here: judged on its own
+    assert threads and threads[0].startswith("pouw-work")
+    bad = bytearray(encode_block(blocks[2]))
+    bad[HEADER_SIZE + 10] ^= 1
+    with pytest.raises(errors.BadCertificate):
+        await net.check_orphan(bytes(bad))
+
+
+def _with_header(block, **pre_fields) -> bytes:
+    header = replace(block.header, pre=replace(block.header.pre, **pre_fields))
+    raw = encode_block(block)
+    return encode_header(header) + raw[HEADER_SIZE:]
+
+
+def _tx_count_at(raw: bytes, k: int) -> int:
+    return certificate_end(raw, HEADER_SIZE, k)
+
+
+def test_orphan_checks_refuse_what_needs_no_parent_to_refuse(blocks):
+    check = netadapter.check_orphan_block
+    good = encode_block(blocks[1])
+    assert check(good, P).header.block_id == blocks[1].header.block_id
+    with pytest.raises(errors.BlockTooLarge):  # counted on the bytes that arrived, before decoding
+        check(good + bytes(P.max_block_size), P)
+    with pytest.raises(errors.BadTarget):
+        check(_with_header(blocks[1], target=0), P)
+    with pytest.raises(errors.BadTarget):  # easier than the network allows
+        check(good, replace(P, pow_limit=blocks[1].header.pre.target - 1))
+    with pytest.raises(errors.BadLinkage):
+        check(encode_block(ChainBuilder(P).genesis), P)
+    # More transactions than allowed: refused from the count alone (the rest is never decoded).
+    at = _tx_count_at(good, blocks[1].header.pre.k)
+    many = good[:at] + (P.max_tx_count + 1).to_bytes(4, "little") + b"\xff" * 64
+    with pytest.raises(errors.TooManyTxs):
+        check(many, P)
+    # A real header (and certificate) with another body: the root does not match.
+    other = encode_block(blocks[2])
+    swapped = good[:at] + other[_tx_count_at(other, blocks[2].header.pre.k):]
+    with pytest.raises(errors.BadTxRoot):
+        check(swapped, P)
+    with pytest.raises(errors.DecodeError):
+        check(good[:-1], P)

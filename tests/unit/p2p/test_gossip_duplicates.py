@@ -20,9 +20,10 @@ P = easy_params()
 class SlowChain:
     """A chain whose block check takes until ``release`` is set."""
 
-    def __init__(self) -> None:
+    def __init__(self, stored: frozenset[bytes] = frozenset()) -> None:
         self.release = asyncio.Event()
-        self.stored: set[bytes] = set()
+        self.stored: set[bytes] = set(stored)
+        """Ids it holds (a block whose parent is not among them is an orphan)."""
         self.submitted = 0
 
     def status(self):
@@ -42,7 +43,7 @@ async def test_copies_during_the_check_are_free_and_later_ones_cost_a_point():
     builder = ChainBuilder(P, synthetic=True)
     block = encode_block(builder.child(builder.genesis_id))
     gossip = BlockAnnouncement.for_block(block).encode()
-    chain = SlowChain()
+    chain = SlowChain(frozenset({builder.genesis_id}))
     scoring = ScoreBook()
     net = PeerNetwork(StubHost(), chain, chain_id=P.chain_id, genesis_id=builder.genesis_id, scoring=scoring)
     first = asyncio.ensure_future(net._on_block_gossip("relay-a", gossip))
@@ -59,7 +60,7 @@ async def test_copies_during_the_check_are_free_and_later_ones_cost_a_point():
 async def test_a_copy_of_a_block_known_for_a_while_costs_a_point(monkeypatch):
     builder = ChainBuilder(P, synthetic=True)
     old, recent = (encode_block(b) for b in builder.extend(builder.genesis_id, 2))
-    chain = SlowChain()
+    chain = SlowChain(frozenset({builder.genesis_id}))
     chain.release.set()
     chain.stored |= {decode_block(old).header.block_id}  # stored long ago (before this process)
     scoring = ScoreBook()
