@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from consensus.networks import NetworkParams, get_network
 from kernels.select import get_backend
 from p2p.errors import P2PError
 from p2p.network import PeerNetwork
+from p2p.peers import ConnectionLimits
 from p2p.scoring import ScoreBook
 
 from . import __version__
@@ -51,6 +52,7 @@ from .config import NodeConfig, p2p_seed_from_text
 from .errors import StartupError
 from .events import BlockAccepted, Events, JobChanged, TipMoved, TxAdmitted
 from .jobs import Job, JobService
+from .lagwatch import watch_lag
 from .mempool import Mempool
 from .metrics import Metrics
 from .miner import Miner
@@ -117,7 +119,8 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
         stack.callback(jobs_store.close)
         jobs = JobService(jobs_store, blobs, max_queued=config.max_jobs, clock=clock,
                           on_change=lambda job: events.emit_threadsafe(JobChanged(job)))
-        mempool = Mempool(params.chain_id, params.max_memo, chain.snapshot.get_account, clock=clock)
+        mempool = Mempool(params.chain_id, params.max_memo, chain.snapshot.get_account, clock=clock,
+                          min_fee_per_byte=params.min_fee_per_byte)
         txs = TxIntake(mempool, events)
         templates = TemplateMaker(chain, mempool, clock=clock)
         _subscribe_mempool(events, mempool)
@@ -132,6 +135,8 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
         adapter = NetAdapter(chain, txs, blobs, jobs, work=work, is_mining=lambda: miner.running)
         network = None if config.no_p2p else await _start_network(stack, config, datadir, params, chain,
                                                                          adapter, events, metrics)
+        if network is None:
+            _watch_lag(stack, metrics, None)
 
         stack.push_async_callback(events.drain)  # after RPC stops, before the network and databases close
         stopping = asyncio.Event()
@@ -175,7 +180,10 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
     from p2p.host import P2PHost  # loads libp2p (about a second): only when networking is on
 
     seed = p2p_seed_from_text(config.p2p_key_seed) if config.p2p_key_seed else None
-    host = P2PHost(key_dir=datadir, seed=seed, listen=[f"/ip4/{config.p2p_bind}/tcp/{config.p2p_port}"])
+    limits = ConnectionLimits(config.max_connections, config.outbound_slots, config.max_inbound_per_ip,
+                              config.limit_loopback)
+    host = P2PHost(key_dir=datadir, seed=seed, listen=[f"/ip4/{config.p2p_bind}/tcp/{config.p2p_port}"],
+                   limits=limits)
     network = PeerNetwork(host, adapter, chain_id=params.chain_id, genesis_id=chain.genesis_id,
                           # Honest peers under load time out and resend now and then; a point a
                           # second of recovery keeps that from adding up to a ban, while invalid
@@ -190,6 +198,7 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
     adapter.attach(network, events)
     relay = asyncio.ensure_future(adapter.run_relay())
     stack.push_async_callback(_cancel, relay)
+    _watch_lag(stack, metrics, host.round_trip)
     return network
 
 
@@ -206,6 +215,12 @@ async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, p
         raise StartupError(f"cannot serve JSON-RPC on {config.rpc_bind}:{port}: {reason}") from e
     stack.push_async_callback(rpc.stop)
     return rpc
+
+
+def _watch_lag(stack: AsyncExitStack, metrics: Metrics, round_trip: Callable[[], Awaitable[None]] | None) -> None:
+    """Loop lag into the metrics (node/lagwatch.py) until the node stops."""
+    task = asyncio.ensure_future(watch_lag(metrics.record_loop_lag, round_trip))
+    stack.push_async_callback(_cancel, task)
 
 
 async def _cancel(task: asyncio.Future) -> None:

@@ -83,6 +83,14 @@ class NodeConfig:
     """devnet/regtest only: derive the libp2p key from this text (stable peer ids for launchers)."""
     connect: list[str] = field(default_factory=list)
     bootstrap: list[str] = field(default_factory=list)
+    max_connections: int = 64
+    """libp2p connections, inbound and outbound together."""
+    outbound_slots: int = 8
+    """Of ``max_connections``, the ones inbound peers never take: our own dials always find room."""
+    max_inbound_per_ip: int = 4
+    """Inbound connections from one IPv4 address or IPv6 /64 (loopback exempt unless ``limit_loopback``)."""
+    limit_loopback: bool = False
+    """Apply ``max_inbound_per_ip`` and address bans to 127.0.0.0/8 and ::1 too (off: loopback devnets)."""
     mine: bool = False
     miner_address: str | None = None
     miner_backend: str = "auto"
@@ -122,6 +130,12 @@ class NodeConfig:
         for origin in self.rpc_cors:
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ConfigError(f"rpc_cors entries are origins like https://app.example (or *), found {origin!r}")
+        from p2p.peers import ConnectionLimits  # the bounds live with the rules
+
+        try:
+            ConnectionLimits(self.max_connections, self.outbound_slots, self.max_inbound_per_ip, self.limit_loopback)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if self.p2p_key_seed is not None and self.network not in ("devnet", "regtest"):
             raise ConfigError("p2p_key_seed is for devnet and regtest; other networks keep <datadir>/node_key")
         if self.miner_shape is not None:
@@ -136,6 +150,7 @@ class NodeConfig:
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "rpc_port": int, "p2p_port": int, "max_jobs": int, "max_blob_bytes": int, "blob_quota_bytes": int,
+    "max_connections": int, "outbound_slots": int, "max_inbound_per_ip": int, "limit_loopback": parse_bool,
     "rpc_allow_host": parse_list, "rpc_cors": parse_list,
     "mine": parse_bool, "metrics": parse_bool, "no_p2p": parse_bool,
     "connect": parse_list, "bootstrap": parse_list, "miner_shape": parse_shape,
@@ -166,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--p2p-key-seed", help="devnet/regtest: derive the node key from this text (stable peer id)")
     ap.add_argument("--connect", action="append", help="peer multiaddr to connect to (repeatable)")
     ap.add_argument("--bootstrap", action="append", help="bootstrap peer multiaddr (repeatable)")
+    ap.add_argument("--max-connections", type=int,
+                    help="libp2p connections, inbound and outbound together (default 64)")
+    ap.add_argument("--outbound-slots", type=int,
+                    help="of --max-connections, the ones inbound peers never take, kept for the node's own "
+                         "dials (--connect, --bootstrap, addnode) (default 8)")
+    ap.add_argument("--max-inbound-per-ip", type=int,
+                    help="inbound connections from one IPv4 address or IPv6 /64 (default 4; loopback is exempt "
+                         "unless --limit-loopback)")
+    ap.add_argument("--limit-loopback", action="store_const", const=True,
+                    help="apply --max-inbound-per-ip and address bans to 127.0.0.0/8 and ::1 too (off by default: "
+                         "on a loopback devnet every node is 127.0.0.1, and bans stay per peer id)")
     ap.add_argument("--no-p2p", action="store_const", const=True, help="run without networking")
     ap.add_argument("--mine", action="store_const", const=True, help="mine blocks")
     ap.add_argument("--miner-address", help="bech32m address paid by mined blocks "

@@ -114,6 +114,14 @@ class Metrics:
         self.miner_macs = Counter("pouw_miner_macs", "Multiply-accumulate operations mined.", registry=r)
         self.miner_blocks_found = Counter("pouw_miner_blocks_found", "Blocks this node's miner found.",
                                           registry=r)
+        self.loop_lag = Histogram(
+            "pouw_loop_lag_seconds",
+            "How late a loop ran a task it was handed: loop=asyncio (the event loop: RPC, mempool, gossip "
+            "handlers) and loop=libp2p (a round trip through the libp2p thread, asyncio included).",
+            ["loop"], buckets=_FAST_BUCKETS, registry=r)
+        self.loop_lag_max = Gauge("pouw_loop_lag_max_seconds", "The largest lag seen since start, by loop.",
+                                  ["loop"], registry=r)
+        self._lag_max: dict[str, float] = {}
         self._job_statuses: set[str] = set()
         self.jobs = Gauge("pouw_jobs", "Matrix-multiplication jobs by status.", ["status"], registry=r)
         self.build_info = Gauge("pouw_build_info", "Build information (value is always 1).", ["version"],
@@ -155,6 +163,13 @@ class Metrics:
     def record_certificate_check(self, seconds: float) -> None:
         """One certificate verified in ``seconds`` (a ``ChainHandle.on_certificate_checked`` listener)."""
         self.certificate_verify_seconds.observe(seconds)
+
+    def record_loop_lag(self, loop: str, seconds: float) -> None:
+        """One lag sample of ``loop`` (``asyncio`` or ``libp2p``)."""
+        self.loop_lag.labels(loop=loop).observe(seconds)
+        if seconds > self._lag_max.get(loop, -1.0):
+            self._lag_max[loop] = seconds
+            self.loop_lag_max.labels(loop=loop).set(seconds)
 
     def set_jobs(self, counts: Mapping[str, int]) -> None:
         """Set ``pouw_jobs{status}`` from a full status -> count map; statuses not in it drop to 0."""

@@ -37,6 +37,26 @@ Configuration, and why (each one is a trap found by running 0.8.1):
   ``MAX_RESPONSE_BYTES`` (callers page below 4 MiB: larger responses fail in
   0.8.1).
 
+Connection admission (against eclipse attacks; the rules are ``p2p.peers.ConnectionSlots``,
+the numbers ``p2p.peers.ConnectionLimits``):
+
+- Inbound connections are admitted before their security handshake, by the
+  remote address: a banned address, full inbound slots (``outbound_slots`` of
+  ``max_connections`` are kept for our own dials) or an address holding
+  ``max_inbound_per_ip`` inbound connections already: the socket is closed at
+  once, no handshake is spent on it. The slot is held until the connection
+  closes. Loopback addresses are exempt from the per-address rules unless
+  ``limit_loopback``.
+- This replaces libp2p's own inbound handler (``Swarm._handle_inbound_connection``):
+  in 0.8.1 each inbound connection holds a slot of its inbound limiter until the
+  swarm stops, not until the connection closes, so after ``max_connections``
+  inbound connections over the node's lifetime every further one was refused
+  (an attacker needed only to connect and disconnect that many times).
+- After the handshake names the peer: a banned peer id, or a banned address
+  (either direction), closes the connection.
+- A ban covers the address too: the host tells a ``ScoreBook`` gater where each
+  peer is (``ScoreBook.set_address_resolver``).
+
 Identity: an Ed25519 key whose 32-byte seed lives in ``<key_dir>/node_key``
 (mode 0600, created on first start), so the peer id survives restarts; devnets
 may pass a fixed ``seed`` instead.
@@ -51,6 +71,7 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -60,11 +81,12 @@ import libp2p.pubsub.pubsub as _pubsub_mod
 import multiaddr
 import trio
 from libp2p import new_host
-from libp2p.abc import INotifee
+from libp2p.abc import IMuxedConn, INotifee
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.config import ConnectionConfig
+from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID as MESHSUB_V10
@@ -95,6 +117,7 @@ from .errors import (
     RequestTimeout,
 )
 from .identity import load_or_create_node_key
+from .peers import ConnectionLimits, ConnectionSlots, Refusal, address_key
 from .protocol import MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from .types import INBOUND, OUTBOUND, PeerInfo, Verdict
 
@@ -148,6 +171,45 @@ def message_id(msg: Any) -> bytes:
     return H(bytes(msg.data))
 
 
+def _remote_host(conn: Any) -> str | None:
+    """The remote IP of a raw, muxed or swarm connection (None if it cannot say)."""
+    for obj in (conn, getattr(conn, "muxed_conn", None)):
+        get = getattr(obj, "get_remote_address", None)
+        if get is None:
+            continue
+        try:
+            remote = get()
+        except Exception:  # a closing connection may not know
+            continue
+        if remote:
+            return str(remote[0])
+    return None
+
+
+def _maddr_host(maddr: Any) -> str | None:
+    """The IP address of a multiaddr (None for a DNS name or no address)."""
+    for proto in ("ip4", "ip6"):
+        try:
+            return str(maddr.value_for_protocol(proto))
+        except Exception:  # multiaddr's lookup errors vary
+            continue
+    return None
+
+
+def _direction(conn: Any) -> str:
+    name = getattr(getattr(conn, "direction", None), "name", "").lower()
+    return INBOUND if name == "inbound" else OUTBOUND
+
+
+async def _wait_closed(muxed_conn: Any) -> None:
+    event = getattr(muxed_conn, "event_closed", None)  # yamux's
+    if event is not None:
+        await event.wait()
+        return
+    while not muxed_conn.is_closed:
+        await trio.sleep(0.5)
+
+
 def peer_id_from_seed(seed: bytes) -> str:
     """The base58 peer id of the Ed25519 key with this 32-byte seed."""
     return ID.from_pubkey(create_new_key_pair(seed).public_key).to_base58()
@@ -193,8 +255,9 @@ class P2PHost:
         seed: bytes | None = None,
         listen: Sequence[str] = DEFAULT_LISTEN,
         gater: Callable[[str], bool] | None = None,
+        address_gater: Callable[[str], bool] | None = None,
         heartbeat_interval: float = 1.0,
-        max_peers: int = 64,
+        limits: ConnectionLimits | None = None,
         validation_timeout: float = 30.0,
         handler_timeout: float = 30.0,
     ) -> None:
@@ -204,6 +267,8 @@ class P2PHost:
         holds the persistent key file; with neither the identity is random.
         ``gater(peer_id) -> True`` refuses a peer (banned): its connections are
         closed as soon as the handshake names it, and dials to it fail.
+        ``address_gater(address_key) -> True`` refuses an address (see ``set_gater``).
+        ``limits``: connection slots and per-address limits (default ``ConnectionLimits()``).
         """
         if seed is None:
             seed = load_or_create_node_key(key_dir) if key_dir is not None else secrets.token_bytes(32)
@@ -217,9 +282,16 @@ class P2PHost:
         self.listen_addrs: list[str] = []
         """Full multiaddrs we listen on, each ending in ``/p2p/<peer id>`` (set by ``start``)."""
         self._listen = [str(a) for a in listen]
-        self._gater = gater
+        self._gater: Callable[[str], bool] | None = None
+        self._address_gater: Callable[[str], bool] | None = None
         self._heartbeat = heartbeat_interval
-        self._max_peers = max_peers
+        self.limits = limits if limits is not None else ConnectionLimits()
+        """Connection slots and per-address limits (read-only once started)."""
+        self._slots = ConnectionSlots(self.limits)
+        self.refused: dict[str, int] = {}
+        """Inbound connections closed before their handshake, by ``p2p.peers.Refusal`` value."""
+        self._recent_addrs: OrderedDict[str, str] = OrderedDict()
+        """Peer id -> address key of its latest connection (bounded): what a ban on it covers."""
         self._validation_timeout = validation_timeout
         self._handler_timeout = handler_timeout
 
@@ -237,6 +309,7 @@ class P2PHost:
         self._pubsub: Any = None
         self._gossipsub: Any = None
         self._rr: Any = None
+        self.set_gater(gater, address_gater)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -289,10 +362,8 @@ class P2PHost:
 
     def _build(self) -> None:
         kp = self._key_pair
-        config = ConnectionConfig(
-            max_connections=self._max_peers, min_connections=0,
-            low_watermark=self._max_peers, high_watermark=self._max_peers,
-        )
+        most = self.limits.max_connections
+        config = ConnectionConfig(max_connections=most, min_connections=0, low_watermark=most, high_watermark=most)
         host = new_host(
             key_pair=kp,
             sec_opt={NOISE_ID: NoiseTransport(kp, noise_privkey=create_x25519_key_pair().private_key)},
@@ -310,15 +381,53 @@ class P2PHost:
 
         async def gated_add_conn(muxed_conn: Any, direction: str = "unknown") -> Any:
             peer = muxed_conn.peer_id.to_base58()
-            if self._refused(peer):
+            key = address_key(_remote_host(muxed_conn))
+            if self._refused(peer) or self._address_refused(key):
                 try:
                     await muxed_conn.close()
                 finally:
-                    log.info("refused connection from banned peer %s", peer)
+                    log.info("refused connection from banned peer %s (address %s)", peer, key)
                 raise ConnectionRefusedError(f"peer {peer} is banned")
             return await original_add_conn(muxed_conn, direction)
 
+        async def admit_inbound(read_write_closer: Any, maddr: Any) -> None:
+            # Replaces Swarm._handle_inbound_connection (TCP only; see the module docstring).
+            if isinstance(read_write_closer, IMuxedConn):  # QUIC and the like: not listened on
+                try:
+                    await read_write_closer.close()
+                except Exception:  # already gone
+                    pass
+                return
+            host_ip = _remote_host(read_write_closer)
+            banned = self._address_refused(address_key(host_ip))
+            with self._peer_lock:
+                ticket = self._slots.admit_inbound(host_ip, outbound=self._outbound_locked(), address_banned=banned)
+                if isinstance(ticket, Refusal):
+                    self.refused[ticket.value] = self.refused.get(ticket.value, 0) + 1
+            if isinstance(ticket, Refusal):
+                log.debug("inbound connection from %s refused: %s", host_ip, ticket.value)
+                try:
+                    await read_write_closer.close()
+                except Exception:  # already gone
+                    pass
+                return
+            raw = None
+            try:
+                raw = RawConnection(read_write_closer, False)
+                muxed_conn = await swarm.upgrade_inbound_raw_conn(raw, maddr)
+                await _wait_closed(muxed_conn)  # the slot is held for the connection's life
+            except Exception as e:  # a failed handshake, a refused peer: libp2p closed it
+                log.debug("inbound connection from %s failed: %r", host_ip, e)
+                try:
+                    await (raw if raw is not None else read_write_closer).close()
+                except Exception:  # already gone
+                    pass
+            finally:
+                with self._peer_lock:
+                    self._slots.release(ticket)
+
         swarm.add_conn = gated_add_conn
+        swarm._handle_inbound_connection = admit_inbound
         swarm.register_notifee(_ConnectionNotifee(self))
         gossipsub = GossipSub(
             protocols=[MESHSUB_V12, MESHSUB_V11, MESHSUB_V10],
@@ -464,6 +573,14 @@ class P2PHost:
         except Exception as e:  # base58/multihash errors vary
             raise RequestFailed(f"{protocol} to {peer_id} failed: {type(e).__name__}: {e}") from e
 
+    async def round_trip(self, timeout: float = 30.0) -> None:
+        """Run a no-op on the libp2p thread and wait for it: how long it takes is that thread's lag."""
+
+        async def noop() -> None:
+            return None
+
+        await self._trio.run(noop, timeout=timeout)
+
     # --- peers ---------------------------------------------------------------------------------
 
     def _refused(self, peer_id: str) -> bool:
@@ -476,9 +593,50 @@ class P2PHost:
             log.exception("connection gater failed for %s", peer_id)
             return False
 
-    def set_gater(self, gater: Callable[[str], bool] | None) -> None:
-        """Replace the connection gater: ``gater(peer_id) -> True`` refuses the peer."""
+    def _address_refused(self, key: str | None) -> bool:
+        gater = self._address_gater
+        if gater is None or key is None or not self.limits.per_address(key):
+            return False
+        try:
+            return bool(gater(key))
+        except Exception:  # a broken gater must not kill the connection path
+            log.exception("address gater failed for %s", key)
+            return False
+
+    def set_gater(self, gater: Callable[[str], bool] | None,
+                  address_gater: Callable[[str], bool] | None = None) -> None:
+        """Replace the connection gaters: ``gater(peer_id) -> True`` refuses the peer,
+        ``address_gater(address_key) -> True`` refuses every peer at that address.
+
+        When ``gater`` is the ``is_banned`` of a ban book that has ``is_address_banned``
+        (``p2p.scoring.ScoreBook``) and no ``address_gater`` is given, the book's address bans
+        apply, and the host becomes the book's address resolver, so that each ban covers the
+        banned peer's address (``ban_address``).
+        """
+        book: Any = getattr(gater, "__self__", None)
+        if address_gater is None and callable(getattr(book, "is_address_banned", None)):
+            address_gater = book.is_address_banned
         self._gater = gater
+        self._address_gater = address_gater
+        owner = getattr(address_gater, "__self__", None)
+        set_resolver = getattr(owner, "set_address_resolver", None)
+        if callable(set_resolver):
+            set_resolver(self.ban_address)
+
+    def ban_address(self, peer_id: str) -> str | None:
+        """The address a ban on ``peer_id`` covers: that of its latest connection (open or recent),
+        unless the per-address rules do not apply to it (loopback, by default)."""
+        with self._peer_lock:
+            key = self._recent_addrs.get(peer_id)
+        return key if key is not None and self.limits.per_address(key) else None
+
+    def connection_counts(self) -> dict[str, int]:
+        """Connections by direction: ``inbound`` (slots held, handshakes included) and ``outbound`` (open)."""
+        with self._peer_lock:
+            return {INBOUND: self._slots.inbound, OUTBOUND: self._outbound_locked()}
+
+    def _outbound_locked(self) -> int:
+        return sum(1 for conns in self._conns.values() for c in conns if not c.is_closed and _direction(c) == OUTBOUND)
 
     async def connect(self, maddr: str, timeout: float = 10.0) -> str:
         """Dial a full multiaddr (``.../p2p/<peer id>``); return the peer id once connected."""
@@ -491,6 +649,9 @@ class P2PHost:
             raise ConnectFailed("refusing to dial ourselves")
         if self._refused(peer):
             raise PeerRefused(f"peer {peer} is banned")
+        key = address_key(_maddr_host(multiaddr.Multiaddr(maddr)))
+        if self._address_refused(key):
+            raise PeerRefused(f"address {key} is banned")
 
         async def dial() -> None:
             swarm = self._host.get_network()
@@ -563,11 +724,16 @@ class P2PHost:
 
     def _on_conn_opened(self, conn: Any) -> None:
         peer = conn.muxed_conn.peer_id.to_base58()
-        direction = getattr(getattr(conn, "direction", None), "name", "").lower()
-        direction = INBOUND if direction == "inbound" else OUTBOUND
+        direction = _direction(conn)
         if conn.is_closed:
             return  # closed before we heard it open: its close event may already have passed
+        key = address_key(_remote_host(conn))
         with self._peer_lock:
+            if key is not None:
+                self._recent_addrs[peer] = key
+                self._recent_addrs.move_to_end(peer)
+                while len(self._recent_addrs) > max(1024, 2 * self.limits.max_connections):
+                    self._recent_addrs.popitem(last=False)
             conns = self._conns.setdefault(peer, [])
             first = not conns
             conns.append(conn)

@@ -12,6 +12,11 @@ fsynced, then renamed) and survive restarts; scores are in memory only.
 Expired bans are dropped when the list is read. The host consults
 ``is_banned`` as its connection gater from its own thread, so every method
 takes a lock.
+
+A ban also covers the peer's address (``BanEntry.address``, an
+``p2p.peers.address_key``) when the host told the book where the peer is
+(``set_address_resolver``): a new peer id from that address is refused too
+(``is_address_banned``); keys are free, addresses are not.
 """
 
 from __future__ import annotations
@@ -71,9 +76,12 @@ class BanEntry:
     reason: str
     created: float
     """Unix time the ban was set."""
+    address: str | None = None
+    """The address banned with the peer (IPv4 address or IPv6 /64); None: the peer id only."""
 
     def to_json(self) -> dict:
-        return {"peer_id": self.peer_id, "until": self.until, "reason": self.reason, "created": self.created}
+        return {"peer_id": self.peer_id, "until": self.until, "reason": self.reason, "created": self.created,
+                "address": self.address}
 
 
 class ScoreBook:
@@ -98,9 +106,12 @@ class ScoreBook:
         self._lock = threading.RLock()
         self._scores: dict[str, tuple[float, float]] = {}  # peer -> (score, as of)
         self._bans: dict[str, BanEntry] = {}
+        self._address_bans: dict[str, float] = {}  # address -> the latest end of a ban on it
+        self._address_of: Callable[[str], str | None] | None = None
         self._listeners: list[Callable[[BanEntry], None]] = []
         self._penalty_listeners: list[Callable[[str, Offence], None]] = []
         self._load()
+        self._index_addresses()
 
     # --- scores -------------------------------------------------------------------------------
 
@@ -152,19 +163,39 @@ class ScoreBook:
         """Call ``fn(entry)`` whenever a peer gets banned (from the thread that banned it)."""
         self._listeners.append(fn)
 
-    def ban(self, peer_id: str, seconds: float | None = None, reason: str = "manual") -> BanEntry:
-        """Ban ``peer_id`` for ``seconds`` (default ``default_ban_seconds``); extends, never shortens, a ban."""
+    def set_address_resolver(self, fn: Callable[[str], str | None] | None) -> None:
+        """``fn(peer_id) -> address or None``: where a peer being banned is (the host sets it)."""
+        self._address_of = fn
+
+    def ban(self, peer_id: str, seconds: float | None = None, reason: str = "manual",
+            address: str | None = None) -> BanEntry:
+        """Ban ``peer_id`` and its address for ``seconds`` (default ``default_ban_seconds``);
+        extends, never shortens, a ban. ``address`` defaults to what the address resolver says."""
         now = self._clock()
         until = now + (self.default_ban_seconds if seconds is None else seconds)
+        resolve = self._address_of
+        if address is None and resolve is not None:
+            try:
+                address = resolve(peer_id)
+            except Exception:  # no address is a ban by id, not a failed ban
+                log.exception("address resolver failed for %s", peer_id)
+        created = now
         with self._lock:
             old = self._bans.get(peer_id)
+            if address is None and old is not None and old.until > now:
+                address = old.address  # an extended ban keeps its address
             if old is not None and old.until >= until and old.until > now:
-                return old
-            entry = BanEntry(peer_id, until, reason, now)
+                if address is None or old.address is not None:
+                    return old
+                until, reason, created = old.until, old.reason, old.created  # the same ban, now with its address
+            entry = BanEntry(peer_id, until, reason, created, address)
             self._bans[peer_id] = entry
+            if address is not None:
+                self._address_bans[address] = max(until, self._address_bans.get(address, 0.0))
             self._scores.pop(peer_id, None)
             self._save()
-        log.warning("banned peer %s for %.0f s: %s", peer_id, until - now, reason)
+        log.warning("banned peer %s%s for %.0f s: %s", peer_id, f" at {address}" if address else "",
+                    until - now, reason)
         for fn in list(self._listeners):
             try:
                 fn(entry)
@@ -177,6 +208,7 @@ class ScoreBook:
         with self._lock:
             if self._bans.pop(peer_id, None) is None:
                 return False
+            self._index_addresses()
             self._save()
             return True
 
@@ -184,6 +216,17 @@ class ScoreBook:
         with self._lock:
             entry = self._bans.get(peer_id)
             return entry is not None and entry.until > self._clock()
+
+    def is_address_banned(self, address: str) -> bool:
+        """Whether a ban in force covers ``address`` (a ``p2p.peers.address_key``)."""
+        with self._lock:
+            return self._address_bans.get(address, 0.0) > self._clock()
+
+    def _index_addresses(self) -> None:
+        self._address_bans = {}
+        for e in self._bans.values():
+            if e.address is not None:
+                self._address_bans[e.address] = max(e.until, self._address_bans.get(e.address, 0.0))
 
     def list_banned(self) -> list[BanEntry]:
         """Bans in force, soonest to end first."""
@@ -193,12 +236,14 @@ class ScoreBook:
             for p in expired:
                 del self._bans[p]
             if expired:
+                self._index_addresses()
                 self._save()
             return sorted(self._bans.values(), key=lambda e: (e.until, e.peer_id))
 
     def clear_bans(self) -> None:
         with self._lock:
             self._bans.clear()
+            self._address_bans.clear()
             self._save()
 
     # --- persistence --------------------------------------------------------------------------
@@ -211,8 +256,9 @@ class ScoreBook:
             entries = raw["bans"]
             now = self._clock()
             for e in entries:
+                address = e.get("address")
                 entry = BanEntry(str(e["peer_id"]), float(e["until"]), str(e.get("reason", "")),
-                                 float(e.get("created", 0.0)))
+                                 float(e.get("created", 0.0)), None if address is None else str(address))
                 if entry.until > now:
                     self._bans[entry.peer_id] = entry
         except FileNotFoundError:

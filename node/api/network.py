@@ -59,10 +59,10 @@ class NetworkMethods:
                               required=False, description="Seconds (default 24 hours).")],
                 errors=[E.MISC_ERROR], control=True)
     async def setban(self, peer_id: str, command: str, bantime: int | None = None) -> None:
-        """Ban a peer (and disconnect it) or lift its ban; bans survive restarts."""
+        """Ban a peer and its address (and disconnect it) or lift the ban; bans survive restarts."""
         await self._net().setban(peer_id, command, bantime, "setban RPC")
 
     @rpc_method(result={"type": "array"})
     async def listbanned(self) -> list:
-        """Banned peers with the reason and when the ban ends."""
+        """Banned peers, the address banned with each (null: by peer id only), the reason and when the ban ends."""
         return self._net().listbanned()

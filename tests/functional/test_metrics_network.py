@@ -13,7 +13,7 @@ def scrape(node) -> dict[tuple[str, tuple], float]:
     out = {}
     for family in text_string_to_metric_families(body.decode()):
         for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+            out[(str(s.name), tuple(sorted((str(k), str(v)) for k, v in s.labels.items())))] = s.value
     return out
 
 
@@ -71,3 +71,11 @@ def test_peers_certificate_checks_and_gossip_match_what_happened(node_factory):
     assert all(v == 0 for (name, labels), v in f.items()
                if name == "pouw_peer_score_charges_total" and labels in ((("reason", "invalid-block"),),
                                                                         (("reason", "wrong-chain"),)))
+    # Both loops are sampled (every half second): the event loop and round trips through the libp2p thread.
+    def lag(metrics, loop: str) -> float:
+        return metrics.get(("pouw_loop_lag_seconds_count", (("loop", loop),)), 0)
+
+    for node in (miner, follower):
+        wait_until(lambda node=node: lag(scrape(node), "asyncio") >= 1 and lag(scrape(node), "libp2p") >= 1,
+                   timeout=30, what="loop lag samples")
+        assert 0 < scrape(node)[("pouw_loop_lag_max_seconds", (("loop", "libp2p"),))] < 10
