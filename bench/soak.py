@@ -1,6 +1,7 @@
 """Soak: three peered pouwd nodes, one miner, a steady stream of transfers and jobs, for a bounded time.
 
-    .venv/bin/python bench/soak.py [--seconds 300] [--tx-rate 50] [--job-every 5] [--network devnet] [--json]
+    .venv/bin/python bench/soak.py [--seconds 300] [--tx-rate 50] [--job-every 5] [--burst 5000]
+                                   [--network devnet] [--json]
 
 Node 0 mines; transfers go to every node round-robin (one funded devnet key per
 node, so each sender's nonces stay in order on its node); a small job goes to a
@@ -11,8 +12,12 @@ time from submission to done, RPC latency (p50/p99 of every call the driver
 made), block propagation under the load (from the miner showing a new tip to
 the last node showing it, polled every 50 ms), the requests between the nodes
 that timed out and the score charges the nodes made against each other (all
-honest: both should be 0; from ``/metrics``), and each node's memory (RSS) at
-the start and the end. Everything runs on 127.0.0.1 and stops by itself.
+honest: both should be 0; from ``/metrics``), the largest loop lag any node saw
+(its event loop, and a round trip through its libp2p thread), and each node's
+memory (RSS) at the start and the end. With ``--burst N``, N transfers go to
+node 1 at once halfway through the load and the soak reports how fast they
+reached the other two nodes (``Burst``). Everything runs on 127.0.0.1 and stops
+by itself.
 """
 
 from __future__ import annotations
@@ -69,13 +74,25 @@ class Node:
             raise RuntimeError(f"{method}: {answer['error']['message']}")
         return answer["result"]
 
+    def rpc_batch(self, method: str, params: list[list]) -> list:
+        """One JSON-RPC batch of ``method`` calls; the results in order (raises on the first error)."""
+        body = json.dumps([{"jsonrpc": "2.0", "id": i, "method": method, "params": p}
+                           for i, p in enumerate(params)]).encode()
+        req = urllib.request.Request(self.url, body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            answers = sorted(json.load(r), key=lambda a: a["id"])
+        for a in answers:
+            if "error" in a:
+                raise RuntimeError(f"{method}: {a['error']['message']}")
+        return [a["result"] for a in answers]
+
     def put_blob(self, data: bytes) -> str:
         req = urllib.request.Request(self.url + "blobs", data=data, method="PUT")
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.load(r)["hash"]
 
     def counters(self, name: str) -> dict[str, float]:
-        """Samples of one Prometheus counter from ``/metrics``, by their label text."""
+        """Samples of one Prometheus metric (a counter's ``_total``, a gauge) from ``/metrics``, by label text."""
         with urllib.request.urlopen(self.url + "metrics", timeout=30) as r:
             text = r.read().decode()
         out: dict[str, float] = {}
@@ -132,9 +149,58 @@ def npy(x: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+class Burst(threading.Thread):
+    """``count`` transfers sent at once to node 1 (in JSON-RPC batches) while the load runs.
+
+    The transfers are signed before the clock starts, from senders the load
+    does not use (devnet keys 4..8, at most 1000 each: the mempool's limit per
+    sender). ``gossip_seconds`` is the time from the first send until nodes 0
+    and 2 both count every one of them (their pending nonce of each sender),
+    so ``count / gossip_seconds`` is the rate at which transfers crossed the
+    network under load, admission at node 1 included.
+    """
+
+    def __init__(self, nodes: list[Node], params, count: int, delay: float, batch: int = 500) -> None:
+        super().__init__(daemon=True)
+        self.nodes, self.params, self.delay, self.batch = nodes, params, delay, batch
+        keys = devnet_keypairs(9)[4:9]
+        per = -(-count // len(keys))
+        if per > 1000:
+            raise SystemExit("--burst is at most 5000 (five senders, 1000 pending each)")
+        self.targets: dict[str, int] = {}
+        self.raw: list[str] = []
+        for key in keys:
+            start = nodes[1].rpc("getaccount", _addr(key, params))["next_nonce"]
+            n = min(per, count - len(self.raw))
+            self.raw += [encode_tx(make_transfer(key, params.chain_id, start + i, b"\x44" * 20, 1, 1000)).hex()
+                         for i in range(n)]
+            self.targets[_addr(key, params)] = start + n
+        self.result: dict = {}
+
+    def run(self) -> None:
+        time.sleep(self.delay)
+        start = time.monotonic()
+        for i in range(0, len(self.raw), self.batch):
+            self.nodes[1].rpc_batch("sendrawtransaction", [[r] for r in self.raw[i:i + self.batch]])
+        admitted = time.monotonic() - start
+        deadline = start + 120
+        while time.monotonic() < deadline:
+            if all(n.rpc("getaccount", a)["next_nonce"] >= t for n in (self.nodes[0], self.nodes[2])
+                   for a, t in self.targets.items()):
+                break
+            time.sleep(0.02)
+        else:
+            self.result = {"burst_txs": len(self.raw), "burst_gossip_seconds": None}
+            return
+        took = time.monotonic() - start
+        self.result = {"burst_txs": len(self.raw), "burst_admit_seconds": round(admitted, 2),
+                       "burst_gossip_seconds": round(took, 2), "burst_tx_per_s": round(len(self.raw) / took)}
+
+
 def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "devnet", *,
-             watch_tips: bool = True) -> dict:
-    """The soak; ``watch_tips=False`` leaves out the propagation poller (its 60 requests/s)."""
+             watch_tips: bool = True, burst: int = 0) -> dict:
+    """The soak; ``watch_tips=False`` leaves out the propagation poller (its 60 requests/s); ``burst``
+    transfers go to node 1 at once halfway through the load (``Burst``)."""
     params = get_network(network)
     keys = devnet_keypairs(4)[1:4]  # one sender per node; key 0 is the miner's, key 9 the faucet's
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,12 +216,17 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
             watcher = TipWatcher(nodes)
             if watch_tips:
                 watcher.start()
+            bursting = Burst(nodes, params, burst, seconds / 2) if burst else None
+            if bursting is not None:
+                bursting.start()
             sent, jobs, elapsed = _load(nodes, keys, params, nonces, seconds, tx_rate, job_every)
             load_end = time.time()
             if watch_tips:
                 watcher.halt.set()
                 watcher.join(30)
             spread = watcher.propagation()
+            if bursting is not None:
+                bursting.join(150)
             _drain(nodes, jobs)
             lost_txs = _lost_txs(nodes, keys, params, nonces, sent)
             lost_jobs = _lost_jobs(nodes[1], jobs)
@@ -170,7 +241,11 @@ def run_soak(seconds: float, tx_rate: float, job_every: float, network: str = "d
             for n in nodes:
                 for labels, v in n.counters("pouw_peer_score_charges_total").items():
                     charges[labels] = charges.get(labels, 0) + v
+            lag = {loop: round(1000 * max(n.counters("pouw_loop_lag_max_seconds").get(f'{{loop="{loop}"}}', 0)
+                                          for n in nodes), 1) for loop in ("asyncio", "libp2p")}
             return {
+                **(bursting.result if bursting is not None else {}),
+                "loop_lag_max_ms": lag,
                 "blocks_timed": len(spread),
                 "block_propagation_p50_ms": round(1000 * spread[len(spread) // 2]) if spread else None,
                 "block_propagation_p99_ms": round(1000 * spread[int(len(spread) * 0.99)]) if spread else None,
@@ -295,9 +370,11 @@ def main(argv=None) -> int:
     ap.add_argument("--tx-rate", type=float, default=50)
     ap.add_argument("--job-every", type=float, default=5)
     ap.add_argument("--network", default="devnet", choices=("devnet", "regtest"))
+    ap.add_argument("--burst", type=int, default=0, help="transfers sent to node 1 at once halfway through "
+                    "(at most 5000); reports how fast they reach the other two nodes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    out = run_soak(args.seconds, args.tx_rate, args.job_every, args.network)
+    out = run_soak(args.seconds, args.tx_rate, args.job_every, args.network, burst=args.burst)
     print(json.dumps(out) if args.json else "\n".join(f"{k}: {v}" for k, v in out.items()))
     return 0 if out["txs_lost"] == 0 and out["jobs_lost"] == 0 and out["nodes_agree"] else 1
 
