@@ -288,7 +288,9 @@ def code_constants() -> dict[str, object]:
         "STRICT_SIGNING": pubsub["strict_signing"],
         "VALIDATION_TIMEOUT_SECONDS": host_default("validation_timeout"),
         "HANDLER_TIMEOUT_SECONDS": host_default("handler_timeout"),
-        "MAX_CONNECTIONS": host_default("max_peers"),
+        "MAX_CONNECTIONS": NodeConfig().max_connections,  # pouwd's --max-connections default
+        "OUTBOUND_SLOTS": NodeConfig().outbound_slots,
+        "MAX_INBOUND_PER_IP": NodeConfig().max_inbound_per_ip,
         "MAX_CONCURRENT_INBOUND": rr.max_concurrent_inbound,
         # the node's behaviour
         "REQUEST_TIMEOUT_SECONDS": net("request_timeout"),
@@ -298,6 +300,11 @@ def code_constants() -> dict[str, object]:
         "PARALLEL_FETCHES": net("parallel_fetches"),
         "MAX_PENDING_ORPHANS": net("max_pending_orphans"),
         "MAX_PENDING_ORPHAN_BYTES": orphans.MAX_PENDING_ORPHAN_BYTES,
+        "MAX_ORPHANS_PER_PEER": orphans.MAX_ORPHANS_PER_PEER,
+        "MAX_ORPHAN_BYTES_PER_PEER": orphans.MAX_ORPHAN_BYTES_PER_PEER,
+        "MAX_ORPHAN_CHECKS": netadapter.MAX_ORPHAN_CHECKS,
+        "MAX_ORPHAN_CHECKS_PER_PEER": orphans.MAX_ORPHAN_CHECKS_PER_PEER,
+        "MAX_ORPHAN_CHECKS_WAITING": orphans.MAX_ORPHAN_CHECKS_WAITING,
         "MAX_KNOWN_BLOCKS": network.MAX_KNOWN_BLOCKS,
         "FREE_DUPLICATE_SECONDS": network.FREE_DUPLICATE_SECONDS,
         "BAN_GRACE_SECONDS": net("ban_grace"),
