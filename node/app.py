@@ -291,6 +291,8 @@ def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None
                                      "time": b.header.pre.time, "txs": len(b.transactions)})
 
     def on_tx(e: TxAdmitted) -> None:
+        if not rpc.subscriber_count("newtx"):
+            return  # the payload's two bech32m addresses cost more than admitting the transfer
         t = e.entry.tx
         rpc.publish("newtx", {"txid": e.entry.tx_id.hex(), "from": addresses.encode(e.entry.sender),
                               "to": addresses.encode(t.body.to), "amount": t.body.amount, "fee": t.body.fee})

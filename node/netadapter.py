@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
@@ -96,6 +97,8 @@ INTAKE_OF: dict[BlockStatus, Intake] = {
 MAX_ORPHAN_CHECKS = 1
 """Orphan checks (``check_orphan``: a certificate each) in the work pool at once, so a flood of orphans
 leaves the pool's other thread to RPC and blob reads."""
+TX_SLICE_SECONDS = 0.005
+"""Longest stretch of a gossiped batch's admission between two returns to the event loop."""
 MAX_FETCHES = 4
 """Job announcements and results whose blobs are being fetched at once, from all peers together."""
 MAX_FETCHES_PER_PEER = 2
@@ -321,7 +324,16 @@ class NetAdapter:
             await self._run_work(check_orphan_block, bytes(block), self.chain.params)
 
     async def submit_txs(self, txs: list[bytes], peer: str) -> list[TxOutcome]:
-        return [await self._submit_tx(raw, peer) for raw in txs]
+        # A batch holds up to thousands of transfers at a few hundred microseconds each: give the
+        # loop back every TX_SLICE_SECONDS, so a batch never holds up RPC, blocks or requests.
+        out = []
+        slice_start = time.perf_counter()
+        for raw in txs:
+            out.append(await self._submit_tx(raw, peer))
+            if time.perf_counter() - slice_start > TX_SLICE_SECONDS:
+                await asyncio.sleep(0)
+                slice_start = time.perf_counter()
+        return out
 
     async def _submit_tx(self, raw: bytes, peer: str) -> TxOutcome:
         try:

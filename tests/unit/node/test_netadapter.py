@@ -124,6 +124,29 @@ async def test_transactions_from_peers(adapter):
     assert out[1].recent  # a copy of a transfer first seen a moment ago: crossed ours in flight
 
 
+async def test_a_large_batch_gives_the_loop_back_while_it_is_admitted(adapter):
+    net, _, _ = adapter
+    batch = [encode_tx(make_transfer(KEYS[0], P.chain_id, n, KEYS[1].address, 5, 1000)) for n in range(300)]
+    ticks = 0
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    start = ticks
+    out = await net.submit_txs(batch, "peer")
+    done.set()
+    await task
+    assert all(o.intake == Intake.ACCEPTED for o in out)
+    # 300 signature checks take well over one 5 ms slice: the loop ran other tasks in between.
+    assert ticks - start >= 2
+
+
 async def test_a_duplicate_first_seen_long_ago_is_not_recent(adapter, monkeypatch):
     net, _, _ = adapter
     good = encode_tx(make_transfer(KEYS[0], P.chain_id, 0, KEYS[1].address, 5, 1000))
