@@ -219,6 +219,10 @@ class _NetworkCollector(Collector):
                        "topic", stats.gossip_published if stats else {}, GOSSIP_TOPICS)
         yield _counter("pouw_peer_request_timeouts", "Requests to peers that got no answer in time, by protocol.",
                        "protocol", stats.request_timeouts if stats else {}, REQUEST_PROTOCOLS)
+        dropped = CounterMetricFamily("pouw_gossip_tx_batches_dropped",
+                                      "Gossiped transfer batches dropped because the admission queue was full.")
+        dropped.add_metric([], stats.tx_batches_dropped if stats else 0)
+        yield dropped
 
 
 def _with_defaults(values: Mapping[str, int], defaults: Iterable[str]) -> list[tuple[str, int]]:

@@ -20,8 +20,10 @@ What travels (byte layouts in ``p2p.protocol``):
   parent is stored the block is submitted, and announced if it connected.
   Transactions
   travel in batches (``announce_txs`` collects them for a few milliseconds);
-  a batch is forwarded as is when every transaction in it was accepted,
-  otherwise the accepted ones are re-announced in our own batch. Jobs are
+  a received batch is never forwarded as is: its validator only decodes it
+  and queues it for admission (bounded), and the accepted transactions are
+  announced again in this node's own batches, so transfers never hold the
+  gossip validators that blocks need. Jobs are
   small announcements; the matrices are fetched with ``fetch_blob``.
 - Status. On every new connection both sides exchange a ``Status`` (chain id,
   genesis, tip, height, work). Another chain or genesis: ban and disconnect.
@@ -47,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
@@ -100,6 +102,10 @@ MAX_KNOWN_BLOCKS = 4096
 FREE_DUPLICATE_SECONDS = 10.0
 """A copy of a block that became known this recently is free: honest relays forward copies that
 crossed ours in flight. Older copies cost a point (a flood of them adds up to a ban)."""
+MAX_TX_BACKLOG = 64
+"""Gossiped transaction batches waiting for admission, from all peers; more are dropped (no charge)."""
+MAX_TX_BACKLOG_PER_PEER = 16
+"""Of those, the most from one peer."""
 ORPHAN_POOL = "orphan-pool"
 """The ``peer`` named to ``ChainAccess.submit_block`` for a held orphan submitted once its parent arrived."""
 
@@ -154,6 +160,10 @@ class PeerNetwork:
                                      refresh_status=self._handshake, headers_per_page=headers_per_page,
                                      body_chunk=body_chunk, parallel_fetches=parallel_fetches)
         self._orphans = PendingOrphans(max_pending_orphans)
+        self._tx_backlog: deque[tuple[str, list[bytes]]] = deque()
+        """Gossiped transaction batches waiting for admission, with the peer that sent each."""
+        self._tx_backlog_of: Counter[str] = Counter()
+        self._tx_backlog_ready = asyncio.Event()
         self._checking: Counter[str] = Counter()
         """Orphans being fetched or checked now, by the peer that sent them."""
         self._inflight: set[bytes] = set()
@@ -207,6 +217,7 @@ class PeerNetwork:
         self._spawn(self.sync.run(), "sync")
         self._spawn(self._status_loop(), "status poll")
         self._spawn(self._tx_flusher(), "tx batcher")
+        self._spawn(self._admit_tx_batches(), "tx admission")
         for maddr in self.bootstrap:
             await self.addnode(maddr, "add")
         for info in self.host.peers():  # peers that connected before we started
@@ -630,6 +641,16 @@ class PeerNetwork:
             log.info("orphan %s from %s: %s", block_id.hex()[:16], orphan.peer, result)
 
     async def _on_tx_gossip(self, peer: str, data: bytes) -> Verdict:
+        """Decode a batch and queue it for admission; never forwarded as is (see ``_admit_tx_batches``).
+
+        Admitting a batch of thousands of transfers takes a while, and py-libp2p runs at most ten
+        validators at once for all topics together: a validator that waited for admission would
+        hold blocks and job announcements behind transfers (blocks took seconds to propagate under
+        a burst of transfers). So the validator only decodes; the batch waits in a bounded queue
+        (``MAX_TX_BACKLOG`` batches, ``MAX_TX_BACKLOG_PER_PEER`` of one peer; beyond that it is
+        dropped, at no charge: an overloaded node, not a faulty peer), and the transfers it
+        admits are announced again in this node's own batches.
+        """
         self._count_gossip(self.stats.gossip_received, self.ids.txs)
         try:
             txs = decode_tx_batch(data)
@@ -637,19 +658,41 @@ class PeerNetwork:
             self._punish(peer, Offence.MALFORMED, str(e))
             return Verdict.REJECT
         self.stats.txs_received += len(txs)
+        if len(self._tx_backlog) >= MAX_TX_BACKLOG or self._tx_backlog_of[peer] >= MAX_TX_BACKLOG_PER_PEER:
+            self.stats.tx_batches_dropped += 1
+            log.info("tx batch of %d from %s dropped: %d batches wait for admission", len(txs), peer,
+                     len(self._tx_backlog))
+            return Verdict.IGNORE
+        self._tx_backlog.append((peer, txs))
+        self._tx_backlog_of[peer] += 1
+        self._tx_backlog_ready.set()
+        return Verdict.IGNORE
+
+    async def _admit_tx_batches(self) -> None:
+        """Admit queued batches in arrival order, until cancelled."""
+        while True:
+            await self._tx_backlog_ready.wait()
+            self._tx_backlog_ready.clear()
+            while self._tx_backlog:
+                peer, txs = self._tx_backlog.popleft()
+                self._tx_backlog_of[peer] -= 1
+                if self._tx_backlog_of[peer] <= 0:
+                    del self._tx_backlog_of[peer]
+                if not self.scoring.is_banned(peer):
+                    await self._admit_tx_batch(peer, txs)
+
+    async def _admit_tx_batch(self, peer: str, txs: list[bytes]) -> None:
         try:
             results = await self.chain.submit_txs(txs, peer)
         except Exception as e:  # transient
             log.info("tx batch from %s not taken: %s", peer, e)
-            return Verdict.IGNORE
+            return
         accepted = [t for t, r in zip(txs, results, strict=True) if r.intake == Intake.ACCEPTED]
         rejected = [r.reason for r in results if r.intake == Intake.REJECTED]
         self.stats.txs_accepted += len(accepted)
         for reason in rejected:
             if self.scoring.penalise(peer, Offence.INVALID_TX, reason):
                 break
-        if accepted and not rejected:
-            return Verdict.ACCEPT
         if accepted:
             await self.announce_txs(accepted)
         elif not rejected and all(r.intake == Intake.DUPLICATE and not r.recent for r in results):
@@ -657,7 +700,6 @@ class PeerNetwork:
             # depends on what each node has seen so far) are races under load, and duplicates first
             # seen moments ago crossed ours in flight (relays re-announce what they accepted).
             self._punish(peer, Offence.USELESS, "a batch of transactions we have")
-        return Verdict.REJECT if rejected else Verdict.IGNORE
 
     async def _on_job_gossip(self, peer: str, data: bytes) -> Verdict:
         self._count_gossip(self.stats.gossip_received, self.ids.jobs)

@@ -34,6 +34,8 @@ class NetworkStats:
     blocks_synced: int = 0
     txs_received: int = 0
     txs_accepted: int = 0
+    tx_batches_dropped: int = 0
+    """Gossiped transaction batches dropped because the admission queue was full."""
     syncs: int = 0
     published: dict[str, int] = field(default_factory=dict)
     peers: dict[str, int] = field(default_factory=dict)

@@ -92,5 +92,48 @@ async def test_a_batch_of_duplicates_costs_a_point_only_when_they_are_old():
     for recent, charged in ((True, False), (False, True)):
         scoring = ScoreBook()
         net = PeerNetwork(StubHost(), TxChain(recent), chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
-        assert await net._on_tx_gossip("relay", batch) == Verdict.IGNORE
+        assert await net._on_tx_gossip("relay", batch) == Verdict.IGNORE  # queued, never forwarded as is
+        (peer, txs), = net._tx_backlog
+        await net._admit_tx_batch(peer, txs)
         assert (scoring.score("relay") < 0) == charged
+
+
+class CountingChain(SlowChain):
+    """Admits every transfer, and says when it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    async def submit_txs(self, txs, peer):
+        self.batches.append(len(txs))
+        return [TxOutcome(Intake.ACCEPTED) for _ in txs]
+
+
+async def test_transfer_batches_wait_in_a_bounded_queue_not_in_a_validator():
+    from consensus.keys import devnet_keypairs
+    from consensus.tx import make_transfer
+    from p2p.network import MAX_TX_BACKLOG, MAX_TX_BACKLOG_PER_PEER
+    from p2p.protocol import encode_tx_batch
+
+    key = devnet_keypairs(1)[0]
+    batch = encode_tx_batch([encode_tx(make_transfer(key, P.chain_id, 0, bytes(20), 1, 1000))])
+    chain = CountingChain()
+    scoring = ScoreBook()
+    net = PeerNetwork(StubHost(), chain, chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
+    # The validator answers at once, before any admission: blocks never wait behind transfers.
+    verdicts = [await net._on_tx_gossip("a", batch) for _ in range(MAX_TX_BACKLOG_PER_PEER + 3)]
+    assert verdicts == [Verdict.IGNORE] * len(verdicts) and chain.batches == []
+    assert len(net._tx_backlog) == MAX_TX_BACKLOG_PER_PEER and net.stats.tx_batches_dropped == 3
+    peers = [f"p{i}" for i in range(MAX_TX_BACKLOG)]
+    for p in peers:
+        await net._on_tx_gossip(p, batch)
+    assert len(net._tx_backlog) == MAX_TX_BACKLOG  # the total bound holds too
+    assert scoring.score("a") == 0  # dropping for overload costs the sender nothing
+    worker = asyncio.create_task(net._admit_tx_batches())
+    deadline = time.monotonic() + 10
+    while net._tx_backlog and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    worker.cancel()
+    assert not net._tx_backlog and len(chain.batches) == MAX_TX_BACKLOG
+    assert net.stats.txs_accepted == MAX_TX_BACKLOG

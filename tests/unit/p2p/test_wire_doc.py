@@ -307,6 +307,8 @@ def code_constants() -> dict[str, object]:
         "MAX_ORPHAN_CHECKS_WAITING": orphans.MAX_ORPHAN_CHECKS_WAITING,
         "MAX_KNOWN_BLOCKS": network.MAX_KNOWN_BLOCKS,
         "FREE_DUPLICATE_SECONDS": network.FREE_DUPLICATE_SECONDS,
+        "MAX_TX_BACKLOG": network.MAX_TX_BACKLOG,
+        "MAX_TX_BACKLOG_PER_PEER": network.MAX_TX_BACKLOG_PER_PEER,
         "BAN_GRACE_SECONDS": net("ban_grace"),
         "MAX_BLOB_BYTES": NodeConfig().max_blob_bytes if pouwd_net.get("max_blob_bytes") == "config.max_blob_bytes"
         else pouwd_net.get("max_blob_bytes"),
@@ -474,7 +476,10 @@ async def test_a_fresh_node_takes_the_gossip_vectors_and_calls_a_bare_tx_malform
     assert net.our_status().encode() == vectors["status_request"]  # a node with only its genesis block
     assert await host.topics[ids.blocks](PEER, vectors["block_full"]) is Verdict.ACCEPT
     assert access.chain.height == 1
-    assert await host.topics[ids.txs](PEER, vectors["tx_batch"]) is Verdict.ACCEPT
+    # A transfer batch is queued for admission and announced again in our own batches (docs/p2p.md 4.4).
+    assert await host.topics[ids.txs](PEER, vectors["tx_batch"]) is Verdict.IGNORE
+    await net._admit_tx_batch(*net._tx_backlog.popleft())
+    assert net.stats.txs_accepted == 1
     assert await host.topics[ids.jobs](PEER, vectors["job_announcement"]) is Verdict.ACCEPT
     assert await host.topics[ids.jobs](PEER, vectors["job_result"]) is Verdict.ACCEPT
     assert book.score(PEER) == 0
