@@ -102,9 +102,10 @@ MAX_KNOWN_BLOCKS = 4096
 FREE_DUPLICATE_SECONDS = 10.0
 """A copy of a block that became known this recently is free: honest relays forward copies that
 crossed ours in flight. Older copies cost a point (a flood of them adds up to a ban)."""
-MAX_TX_BACKLOG = 64
-"""Gossiped transaction batches waiting for admission, from all peers; more are dropped (no charge)."""
-MAX_TX_BACKLOG_PER_PEER = 16
+MAX_TX_BACKLOG = 50_000
+"""Gossiped transfers waiting for admission, from all peers (the mempool's size); a batch that does not
+fit is dropped (no charge)."""
+MAX_TX_BACKLOG_PER_PEER = 10_000
 """Of those, the most from one peer."""
 ORPHAN_POOL = "orphan-pool"
 """The ``peer`` named to ``ChainAccess.submit_block`` for a held orphan submitted once its parent arrived."""
@@ -647,8 +648,8 @@ class PeerNetwork:
         validators at once for all topics together: a validator that waited for admission would
         hold blocks and job announcements behind transfers (blocks took seconds to propagate under
         a burst of transfers). So the validator only decodes; the batch waits in a bounded queue
-        (``MAX_TX_BACKLOG`` batches, ``MAX_TX_BACKLOG_PER_PEER`` of one peer; beyond that it is
-        dropped, at no charge: an overloaded node, not a faulty peer), and the transfers it
+        (``MAX_TX_BACKLOG`` transfers, ``MAX_TX_BACKLOG_PER_PEER`` of one peer; a batch beyond that
+        is dropped, at no charge: an overloaded node, not a faulty peer), and the transfers it
         admits are announced again in this node's own batches.
         """
         self._count_gossip(self.stats.gossip_received, self.ids.txs)
@@ -658,13 +659,13 @@ class PeerNetwork:
             self._punish(peer, Offence.MALFORMED, str(e))
             return Verdict.REJECT
         self.stats.txs_received += len(txs)
-        if len(self._tx_backlog) >= MAX_TX_BACKLOG or self._tx_backlog_of[peer] >= MAX_TX_BACKLOG_PER_PEER:
+        waiting = sum(self._tx_backlog_of.values())
+        if waiting + len(txs) > MAX_TX_BACKLOG or self._tx_backlog_of[peer] + len(txs) > MAX_TX_BACKLOG_PER_PEER:
             self.stats.tx_batches_dropped += 1
-            log.info("tx batch of %d from %s dropped: %d batches wait for admission", len(txs), peer,
-                     len(self._tx_backlog))
+            log.info("tx batch of %d from %s dropped: %d transfers wait for admission", len(txs), peer, waiting)
             return Verdict.IGNORE
         self._tx_backlog.append((peer, txs))
-        self._tx_backlog_of[peer] += 1
+        self._tx_backlog_of[peer] += len(txs)
         self._tx_backlog_ready.set()
         return Verdict.IGNORE
 
@@ -675,7 +676,7 @@ class PeerNetwork:
             self._tx_backlog_ready.clear()
             while self._tx_backlog:
                 peer, txs = self._tx_backlog.popleft()
-                self._tx_backlog_of[peer] -= 1
+                self._tx_backlog_of[peer] -= len(txs)
                 if self._tx_backlog_of[peer] <= 0:
                     del self._tx_backlog_of[peer]
                 if not self.scoring.is_banned(peer):

@@ -110,30 +110,32 @@ class CountingChain(SlowChain):
         return [TxOutcome(Intake.ACCEPTED) for _ in txs]
 
 
-async def test_transfer_batches_wait_in_a_bounded_queue_not_in_a_validator():
+async def test_transfer_batches_wait_in_a_bounded_queue_not_in_a_validator(monkeypatch):
     from consensus.keys import devnet_keypairs
     from consensus.tx import make_transfer
-    from p2p.network import MAX_TX_BACKLOG, MAX_TX_BACKLOG_PER_PEER
+    from p2p import network
     from p2p.protocol import encode_tx_batch
 
+    monkeypatch.setattr(network, "MAX_TX_BACKLOG", 12)
+    monkeypatch.setattr(network, "MAX_TX_BACKLOG_PER_PEER", 6)
     key = devnet_keypairs(1)[0]
-    batch = encode_tx_batch([encode_tx(make_transfer(key, P.chain_id, 0, bytes(20), 1, 1000))])
+    batch = encode_tx_batch([encode_tx(make_transfer(key, P.chain_id, n, bytes(20), 1, 1000)) for n in range(2)])
     chain = CountingChain()
     scoring = ScoreBook()
     net = PeerNetwork(StubHost(), chain, chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
     # The validator answers at once, before any admission: blocks never wait behind transfers.
-    verdicts = [await net._on_tx_gossip("a", batch) for _ in range(MAX_TX_BACKLOG_PER_PEER + 3)]
-    assert verdicts == [Verdict.IGNORE] * len(verdicts) and chain.batches == []
-    assert len(net._tx_backlog) == MAX_TX_BACKLOG_PER_PEER and net.stats.tx_batches_dropped == 3
-    peers = [f"p{i}" for i in range(MAX_TX_BACKLOG)]
-    for p in peers:
+    verdicts = [await net._on_tx_gossip("a", batch) for _ in range(5)]
+    assert verdicts == [Verdict.IGNORE] * 5 and chain.batches == []
+    assert len(net._tx_backlog) == 3 and net.stats.tx_batches_dropped == 2  # 6 transfers of "a" wait
+    for p in ("b", "c", "d", "e"):
         await net._on_tx_gossip(p, batch)
-    assert len(net._tx_backlog) == MAX_TX_BACKLOG  # the total bound holds too
-    assert scoring.score("a") == 0  # dropping for overload costs the sender nothing
+    assert len(net._tx_backlog) == 6 and net.stats.tx_batches_dropped == 3  # 12 in all: "e" is dropped
+    assert scoring.score("a") == 0 and scoring.score("e") == 0  # overload costs the sender nothing
     worker = asyncio.create_task(net._admit_tx_batches())
     deadline = time.monotonic() + 10
     while net._tx_backlog and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
     worker.cancel()
-    assert not net._tx_backlog and len(chain.batches) == MAX_TX_BACKLOG
-    assert net.stats.txs_accepted == MAX_TX_BACKLOG
+    assert not net._tx_backlog and chain.batches == [2] * 6 and net.stats.txs_accepted == 12
+    await net._on_tx_gossip("e", batch)  # room again
+    assert len(net._tx_backlog) == 1
