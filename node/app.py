@@ -60,7 +60,7 @@ from .netadapter import NetAdapter
 from .rpc.registry import Registry
 from .rpc.server import RpcServer
 from .store import LevelDBStore
-from .templates import TemplateMaker
+from .templates import TemplateMaker, TemplateWatch
 from .txintake import TxIntake
 
 
@@ -140,9 +140,12 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
 
         stack.push_async_callback(events.drain)  # after RPC stops, before the network and databases close
         stopping = asyncio.Event()
+        watch = TemplateWatch(lambda: chain.tip_id, lambda: (len(mempool), mempool.bytes), jobs.version)
         registry = _registry(chain, txs, mempool, templates, miner, jobs, blobs, adapter if network else None,
-                             network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock)
+                             network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock,
+                             watch=watch)
         rpc = await _start_rpc(stack, config, datadir, config.rpc_port, registry, metrics, blobs, work)
+        stack.push_async_callback(watch.close)  # waiting long-polls answer at once, before the server stops
         _subscribe_rpc(events, rpc, Addresses(params.hrp))
         stack.push_async_callback(miner.stop)  # the first thing to stop
         if config.mine:
@@ -154,7 +157,7 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
 def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: TemplateMaker, miner: Miner,
               jobs: JobService, blobs: BlobStore, adapter: NetAdapter | None, network: PeerNetwork | None, *,
               work: ThreadPoolExecutor, metrics: Metrics, request_stop: Callable[[], None],
-              clock: Callable[[], float]) -> Registry:
+              clock: Callable[[], float], watch: TemplateWatch) -> Registry:
     """Every RPC method group, each with the collaborators it uses."""
     params = chain.params
     addresses = Addresses(params.hrp)
@@ -167,7 +170,7 @@ def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: Te
     registry.add_methods(ChainMethods(chain, mempool, addresses))
     registry.add_methods(MempoolMethods(chain, txs, mempool, addresses))
     registry.add_methods(MiningMethods(chain, miner, templates, mempool, jobs, addresses, work=work,
-                                       metrics=metrics))
+                                       metrics=metrics, watch=watch))
     registry.add_methods(JobMethods(jobs, blobs, work=work, announce=announce))
     registry.add_methods(NetworkMethods(network, network_name=params.name, chain_id=params.chain_id,
                                         started=clock()))

@@ -31,6 +31,18 @@ seconds after it finished (its submitter fetches it from us). Nothing else:
 matrices of done, failed and cancelled jobs may be evicted, and the matrices
 of a peer's job that ends failed or cancelled are deleted at once.
 
+External miners (``pouw-miner``) take job work with ``lease(worker)``: the
+oldest queued job becomes ``mining`` and is leased to that worker alone for
+``lease_seconds(padded)`` (a minute plus the job's multiply-adds at a slow
+CPU's 10^8 per second). The holder asking again gets the same job back. A
+lease that runs out puts the job back in the queue (counting an attempt, like
+an interrupted mining round), so a dead miner holds nothing for long. The
+product comes back with ``finish_from_miner``: checked with Freivalds like a
+peer's, so a correct product is taken from whoever brings it while the job
+waits (the lease decides who is given the work, not whose answer counts);
+``computed_by`` names the worker. Leases live in memory: after a restart a
+``mining`` job goes back to the queue anyway.
+
 Locking: one ``RLock`` guards the records; the blob store is never called
 while it is held (the store calls ``referenced_blobs`` under its own lock).
 """
@@ -94,6 +106,26 @@ MAX_MINING_ATTEMPTS = 3
 """Times a job is handed to the miner; one interrupted that often (a crash, a stop) fails instead."""
 MINING_STALE = 3600.0
 """Seconds after which a job still ``mining`` is taken to be abandoned by its miner and queued again."""
+LEASE_BASE_SECONDS = 60.0
+LEASE_MIN_MACS_PER_SECOND = 1e8
+"""A lease lasts ``LEASE_BASE_SECONDS`` plus the job's padded multiply-adds at this (slow CPU) rate."""
+WORKER_PATTERN = "^[A-Za-z0-9._:@-]{1,64}$"
+"""What an external miner's name (a lease holder) may look like."""
+
+
+def lease_seconds(padded: tuple[int, int, int]) -> float:
+    """How long a job of padded shape ``(m, k, n)`` is leased to one external miner."""
+    m, k, n = padded
+    return LEASE_BASE_SECONDS + m * k * n / LEASE_MIN_MACS_PER_SECOND
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A job handed to one external miner until ``expires`` (unix seconds, the service's clock)."""
+
+    job_id: str
+    worker: str
+    expires: float
 
 
 class JobError(Exception):
@@ -102,6 +134,10 @@ class JobError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class ProductRejected(JobError):
+    """A product from elsewhere (a peer, an external miner) failed Freivalds' check; kind ``invalid``."""
 
 
 @dataclass
@@ -226,6 +262,16 @@ def check_matrix_shape(rows: int, cols: int, *, max_elements: int = DEFAULT_MAX_
                        f"a {rows}x{cols} matrix is too large for any job here: as A, {as_a}; as B, {e}") from None
 
 
+def _load_product(npy_bytes: bytes, what: str) -> np.ndarray:
+    try:
+        c = np.load(io.BytesIO(npy_bytes), allow_pickle=False)
+    except Exception as e:  # whatever np.load raises on garbage
+        raise JobError("invalid", f"{what} is not a .npy file: {e}") from None
+    if not isinstance(c, np.ndarray) or c.dtype != np.int32 or c.ndim != 2:
+        raise JobError("invalid", f"{what} is not a 2-D int32 matrix")
+    return c
+
+
 class JobService:
     """Job records, the queue and results. Thread-safe (the miner finishes jobs from its own thread).
 
@@ -248,6 +294,9 @@ class JobService:
         self._prepared: OrderedDict[str, Prepared] = OrderedDict()
         self._mining: dict[str, Prepared] = {}
         """Matrices of the jobs being mined, so ``finish`` checks the product without reloading them."""
+        self._leases: dict[str, Lease] = {}
+        """Jobs handed to external miners, by job id."""
+        self._version = 0
         for _, raw in store.iterate(schema.JOB):
             job = Job.decode(raw)
             if job.status == MINING:  # interrupted by a stop or a crash: do it again (a few times)
@@ -279,6 +328,7 @@ class JobService:
 
     def _changed(self, job: Job) -> None:
         self._save(job)
+        self._version += 1
         if self.on_change is not None:
             self.on_change(copy.copy(job))
 
@@ -292,7 +342,14 @@ class JobService:
     def has_queued(self) -> bool:
         """Whether a job waits for the miner."""
         with self._lock:
+            self._expire_leases()
             return any(j.status == QUEUED for j in self._jobs.values())
+
+    def version(self) -> int:
+        """A counter that moves on every change of a job (expired leases are returned to the queue first)."""
+        with self._lock:
+            self._expire_leases()
+            return self._version
 
     def list(self, status: str | None = None) -> list[Job]:
         with self._lock:
@@ -460,6 +517,7 @@ class JobService:
                                "can be cancelled")
             job.status, job.finished = CANCELLED, self.clock()
             self._mining.pop(job_id, None)
+            self._leases.pop(job_id, None)
             self._prepared.pop(job_id, None)
             self._changed(job)
             out = copy.copy(job)
@@ -474,8 +532,10 @@ class JobService:
         now = self.clock()
         while True:
             with self._lock:
+                self._expire_leases()
                 for stale in self._jobs.values():  # a miner that never finished (its round was cancelled)
-                    if stale.status == MINING and now - (stale.started or now) > MINING_STALE:
+                    if (stale.status == MINING and stale.job_id not in self._leases
+                            and now - (stale.started or now) > MINING_STALE):
                         stale.status, stale.started = QUEUED, None
                         self._mining.pop(stale.job_id, None)
                         self._changed(stale)
@@ -509,7 +569,8 @@ class JobService:
             job.blocks = [*(job.blocks or []), block_id.hex()]
             self._changed(job)
 
-    def finish(self, job_id: str, product: np.ndarray, *, from_peer: bool = False) -> Job:
+    def finish(self, job_id: str, product: np.ndarray, *, from_peer: bool = False,
+               computed_by: str | None = None) -> Job:
         """Crop the padded product, check it with Freivalds, store it; mark the job done (or failed).
 
         A job no longer waiting (cancelled, or finished by a peer's product) is
@@ -518,6 +579,7 @@ class JobService:
         fails it with the reason. ``from_peer``: the product came from another
         node; one that is wrong raises ``JobError("invalid")``, one that cannot
         be stored ``JobError("no-space")``, and the job stays as it was.
+        ``computed_by``: who computed it (default ``"peer"`` or ``"this node"``).
         """
         job = self.get(job_id)
         with self._lock:
@@ -539,7 +601,8 @@ class JobService:
             evidence = freivalds_evidence(a, b, c, bytes.fromhex(job_id))
             if not evidence["passed"]:
                 if from_peer:
-                    raise JobError("invalid", "a peer's product failed Freivalds' check")
+                    who = "a peer's" if computed_by is None else f"{computed_by}'s"
+                    raise ProductRejected("invalid", f"{who} product failed Freivalds' check")
                 return self.fail(job_id, "the recovered product failed Freivalds' check")
             c_blob = self.blobs.put(encode_npy(c))
         except JobError as e:
@@ -560,19 +623,75 @@ class JobService:
                 return job
             job.status, job.finished = DONE, self.clock()
             job.result = {"c": c_blob, "c_blake3": evidence["c_blake3"], "freivalds": evidence,
-                          "computed_by": "peer" if from_peer else "this node"}
+                          "computed_by": computed_by or ("peer" if from_peer else "this node")}
+            self._leases.pop(job_id, None)
             self._changed(job)
         return job
 
     def finish_from_peer(self, job_id: str, npy_bytes: bytes) -> Job:
         """A product computed elsewhere (``.npy``, int32, m x n): checked here before it counts."""
-        try:
-            c = np.load(io.BytesIO(npy_bytes), allow_pickle=False)
-        except Exception as e:  # whatever np.load raises on garbage
-            raise JobError("invalid", f"the peer's product is not a .npy file: {e}") from None
-        if not isinstance(c, np.ndarray) or c.dtype != np.int32 or c.ndim != 2:
-            raise JobError("invalid", "the peer's product is not a 2-D int32 matrix")
-        return self.finish(job_id, c, from_peer=True)
+        return self.finish(job_id, _load_product(npy_bytes, "the peer's product"), from_peer=True)
+
+    # --- external miners ---------------------------------------------------------------------
+
+    def _expire_leases(self) -> None:
+        """(lock held) Put the jobs of leases that ran out back in the queue."""
+        if not self._leases:
+            return
+        now = self.clock()
+        for lease in [x for x in self._leases.values() if x.expires <= now]:
+            del self._leases[lease.job_id]
+            job = self._jobs.get(lease.job_id)
+            if job is not None and job.status == MINING:
+                job.status, job.started = QUEUED, None
+                self._changed(job)
+
+    def lease(self, worker: str) -> tuple[Job, Lease] | None:
+        """Lease the oldest queued job to ``worker`` (the one it holds already, if any); None if none waits.
+
+        The job becomes ``mining`` for ``lease_seconds`` of its padded shape; a
+        job handed out ``MAX_MINING_ATTEMPTS`` times fails instead.
+        """
+        self.expire()
+        while True:
+            with self._lock:
+                self._expire_leases()
+                for held in self._leases.values():
+                    if held.worker == worker:
+                        return copy.copy(self._jobs[held.job_id]), held
+                queued = [j for j in self._jobs.values() if j.status == QUEUED]
+                if not queued:
+                    return None
+                job = min(queued, key=lambda j: j.created)
+                if job.attempts < MAX_MINING_ATTEMPTS:
+                    now = self.clock()
+                    job.status, job.started, job.attempts = MINING, now, job.attempts + 1
+                    lease = self._leases[job.job_id] = Lease(job.job_id, worker, now + lease_seconds(job.padded))
+                    self._changed(job)
+                    return copy.copy(job), lease
+            self.fail(job.job_id, f"handed to miners {job.attempts} times without a result; not tried again")
+
+    def leases(self) -> builtins.list[Lease]:
+        with self._lock:
+            self._expire_leases()
+            return list(self._leases.values())
+
+    def finish_from_miner(self, job_id: str, npy_bytes: bytes, worker: str) -> Job:
+        """A product from external miner ``worker`` (``.npy``, int32, m x n): checked like a peer's.
+
+        Raises ``JobError``: ``not-found``; ``not-waiting`` (the job is no
+        longer waiting: done, failed or cancelled); ``invalid`` (not a 2-D int32
+        ``.npy``, the wrong shape, or it fails Freivalds' check; the job keeps
+        waiting and its lease holds); ``no-space``.
+        """
+        job = self.get(job_id)
+        if job.status not in WAITING:
+            raise JobError("not-waiting", f"job {job_id} is {job.status}; it takes no product")
+        done = self.finish(job_id, _load_product(npy_bytes, "the product"), from_peer=True,
+                           computed_by=f"pouw-miner {worker}")
+        if done.status != DONE:
+            raise JobError("not-waiting", f"job {job_id} is {done.status}; it takes no product")
+        return done
 
     def fail(self, job_id: str, error: str) -> Job:
         """Mark a waiting job failed with ``error`` (a job already final is left as it is)."""
@@ -582,6 +701,7 @@ class JobService:
             if job.status not in WAITING:
                 return job
             job.status, job.finished, job.error = FAILED, self.clock(), error
+            self._leases.pop(job_id, None)
             self._prepared.pop(job_id, None)
             self._changed(job)
         self._release(job)

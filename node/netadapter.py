@@ -243,7 +243,9 @@ class NetAdapter:
 
     async def _on_job_changed(self, event: JobChanged) -> None:
         job = event.job
-        if job.status == DONE and job.result is not None and job.result.get("computed_by") == "this node":
+        # Computed here (by this node's miner or a pouw-miner working for it): announce it; a product
+        # that came from a peer is that peer's to announce.
+        if job.status == DONE and job.result is not None and job.result.get("computed_by") != "peer":
             await self._net().announce_job(job_result_announcement(job))
 
     async def announce_job(self, job: Job) -> None:

@@ -4,6 +4,12 @@ Matrices travel as NumPy ``.npy`` bytes: upload with ``PUT /blobs`` (the body
 is the file; the answer is its BLAKE3 hash; ``node.api.routes``), or inline as
 base64 in ``submitmatmuljob`` for small ones. Products come back as a blob hash
 (``GET /blobs/<hash>``) or inline when small. Job errors use codes -40..-47.
+
+External miners (``pouw-miner``) take job work from ``getblocktemplate``
+(node/api/mining.py: a lease, node/jobs.py) and hand the product back with
+``submitmatmulresult``: a blob hash, or the int32 ``.npy`` inline (up to
+``MAX_INLINE_PRODUCT_BYTES``; ``PUT /blobs`` takes int8 matrices only, so a
+product travels inline).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from typing import Any
 import numpy as np
 
 from ..blobs import BlobError, BlobStore, load_matrix
-from ..jobs import DONE, FAILED, STATUSES, Job, JobError, JobService
+from ..jobs import DONE, FAILED, STATUSES, WORKER_PATTERN, Job, JobError, JobService, ProductRejected
 from ..rpc import errors as E
 from ..rpc.errors import RpcError
 from ..rpc.registry import Param, rpc_method
 
 MAX_INLINE_BYTES = 1 << 20
 """Largest decoded inline matrix or product (1 MiB); bigger ones go through /blobs."""
+MAX_INLINE_PRODUCT_BYTES = 8 << 20
+"""Largest decoded inline product in ``submitmatmulresult`` (8 MiB: its base64 fits the 16 MiB request limit)."""
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 JOB_ID = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 MATRIX = {"type": "string", "minLength": 1, "maxLength": 2 * MAX_INLINE_BYTES,
@@ -35,7 +43,8 @@ BLOB_CODES = {"missing": E.JOB_BLOB_NOT_FOUND, "invalid": E.JOB_MATRIX_INVALID, 
               "no-space": E.JOB_QUEUE_FULL}
 """``BlobError.kind`` to RPC codes; a full blob store (``no-space``) is, like a full queue, "retry later"."""
 _JOB_CODES = {"not-found": E.JOB_NOT_FOUND, "queue-full": E.JOB_QUEUE_FULL, "cannot-cancel": E.JOB_NOT_CANCELLABLE,
-              "too-large": E.JOB_TOO_LARGE, "invalid": E.JOB_MATRIX_INVALID, "no-space": E.JOB_QUEUE_FULL}
+              "too-large": E.JOB_TOO_LARGE, "invalid": E.JOB_MATRIX_INVALID, "no-space": E.JOB_QUEUE_FULL,
+              "not-waiting": E.INVALID_PARAMETER}
 
 
 def blob_rpc_error(e: BlobError) -> RpcError:
@@ -43,6 +52,8 @@ def blob_rpc_error(e: BlobError) -> RpcError:
 
 
 def job_rpc_error(e: JobError) -> RpcError:
+    if isinstance(e, ProductRejected):
+        return RpcError(E.JOB_VERIFICATION_FAILED, str(e))
     return RpcError(_JOB_CODES.get(e.kind, E.MISC_ERROR), str(e))
 
 
@@ -132,6 +143,41 @@ class JobMethods:
                 raise RpcError(E.JOB_TOO_LARGE, f"the product is {size} bytes; download it from {out['download']}")
             out["c_npy_base64"] = base64.b64encode(await self._run_work(self.blobs.get, result["c"])).decode()
         return out
+
+    @rpc_method(params=[Param("job_id", JOB_ID),
+                        Param("c", {"type": "string", "minLength": 1,
+                                    "maxLength": 4 * (MAX_INLINE_PRODUCT_BYTES // 3 + 1)},
+                              description="The product C (m x n, int32): a blob hash, or a base64 .npy file."),
+                        Param("worker", {"type": "string", "pattern": WORKER_PATTERN}, required=False,
+                              description="Who computed it (the pouw-miner's name; default: anonymous).")],
+                errors=[E.JOB_NOT_FOUND, E.INVALID_PARAMETER, E.JOB_BLOB_NOT_FOUND, E.JOB_MATRIX_INVALID,
+                        E.JOB_TOO_LARGE, E.JOB_VERIFICATION_FAILED, E.JOB_QUEUE_FULL])
+    async def submitmatmulresult(self, job_id: str, c: str, worker: str = "anonymous") -> dict:
+        """Hand in a waiting job's product (an external miner's); checked with Freivalds before the job is done."""
+        self._get(job_id)
+        if HASH_RE.match(c):
+            if not self.blobs.has(c):
+                raise RpcError(E.JOB_BLOB_NOT_FOUND, f"c: no blob {c}")
+            try:
+                raw = await self._run_work(self.blobs.get, c)
+            except BlobError as e:
+                raise blob_rpc_error(e) from None
+        else:
+            try:
+                raw = base64.b64decode(c, validate=True)
+            except (binascii.Error, ValueError):
+                raise RpcError(E.JOB_MATRIX_INVALID,
+                               "c: neither a blob hash (64 hex digits) nor base64 .npy") from None
+            if len(raw) > MAX_INLINE_PRODUCT_BYTES:
+                raise RpcError(E.JOB_TOO_LARGE, f"c: an inline product is limited to {MAX_INLINE_PRODUCT_BYTES} "
+                               f"bytes, found {len(raw)}")
+        try:
+            job = await self._run_work(self.jobs.finish_from_miner, job_id, raw, worker)
+        except JobError as e:
+            raise job_rpc_error(e) from None
+        result = job.result or {}
+        return {"job_id": job_id, "status": str(job.status), "c": result.get("c"),
+                "c_blake3": result.get("c_blake3"), "computed_by": result.get("computed_by")}
 
     @rpc_method(params=[Param("status", {"type": "string", "enum": [str(s) for s in STATUSES]}, required=False)])
     async def listmatmuljobs(self, status: str | None = None) -> list:

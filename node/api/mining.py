@@ -1,4 +1,15 @@
-"""Mining RPC methods: miner state, templates, submitting and generating blocks, checking certificates."""
+"""Mining RPC methods: miner state, templates, submitting and generating blocks, checking certificates.
+
+``getblocktemplate`` serves external miners (``pouw-miner``) as in BIP 22:
+every answer carries a ``longpollid``; a call that passes it back waits (no
+thread, bounded: ``node.templates.TemplateWatch``) until the tip, the jobs or,
+every few seconds, the mempool changed, or ``longpoll_timeout`` passed. A call
+with ``worker`` also leases that miner the oldest waiting job
+(``node.jobs.JobService.lease``): the template is then at the job's padded
+shape and names the job's matrices (blobs), and the product goes back with
+``submitmatmulresult`` (node/api/jobs.py). A block submitted with
+``submitblock`` on a job's matrices is recorded on the job.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +22,19 @@ from consensus.errors import ConsensusError, DecodeError
 from consensus.validation import compute_expected_target
 from pouw.errors import VerificationError
 from pouw.header import Header, compute_work
+from pouw.jobs import compute_job_id
 from pouw.verify import verify
 
 from ..chain import BlockStatus
 from ..chainhandle import ChainHandle
-from ..jobs import JobService
+from ..jobs import MINING, WORKER_PATTERN, JobService
 from ..mempool import Mempool
 from ..metrics import Metrics
 from ..miner import Miner
 from ..rpc import errors as E
 from ..rpc.errors import RpcError
 from ..rpc.registry import Param, rpc_method
-from ..templates import TemplateMaker
+from ..templates import LONGPOLL_ID_PATTERN, LONGPOLL_MAX_WAIT, LongPollBusy, TemplateMaker, TemplateWatch
 from .views import ADDRESS, HEX, Addresses, rejection
 
 _SUBMIT_NOTES = {
@@ -37,7 +49,8 @@ class MiningMethods:
     """The miner and blocks in: ``getmininginfo``, ``getblocktemplate``, ``submitblock``, ``generatetoaddress``."""
 
     def __init__(self, chain: ChainHandle, miner: Miner, templates: TemplateMaker, mempool: Mempool,
-                 jobs: JobService, addresses: Addresses, *, work: Executor, metrics: Metrics) -> None:
+                 jobs: JobService, addresses: Addresses, *, work: Executor, metrics: Metrics,
+                 watch: TemplateWatch | None = None) -> None:
         self.chain = chain
         self.miner = miner
         self.templates = templates
@@ -46,6 +59,8 @@ class MiningMethods:
         self.addresses = addresses
         self.work = work
         self.metrics = metrics
+        self.watch = watch or TemplateWatch(lambda: chain.tip_id, lambda: (len(mempool), mempool.bytes),
+                                            jobs.version)
 
     @rpc_method(result={"type": "object"})
     async def getmininginfo(self) -> dict:
@@ -61,18 +76,49 @@ class MiningMethods:
                 "jobs_queued": len(self.jobs.list("queued"))}
 
     @rpc_method(params=[Param("address", ADDRESS, required=False,
-                              description="Coinbase address (default: the miner's).")],
-                errors=[E.INVALID_ADDRESS_OR_KEY])
-    async def getblocktemplate(self, address: str | None = None) -> dict:
-        """A template to mine: HeaderPre (nonce 0), the transactions it commits to, target and shape."""
+                              description="Coinbase address (default: the miner's)."),
+                        Param("longpollid", {"type": "string", "pattern": LONGPOLL_ID_PATTERN}, required=False,
+                              description="Wait until the template differs from the one this id came with."),
+                        Param("longpoll_timeout", {"type": "number", "minimum": 0, "maximum": LONGPOLL_MAX_WAIT},
+                              required=False, description=f"Longest wait in seconds (default and most: "
+                              f"{LONGPOLL_MAX_WAIT:g}); the unchanged template comes back after it."),
+                        Param("worker", {"type": "string", "pattern": WORKER_PATTERN}, required=False,
+                              description="An external miner's name: lease it a waiting job's work.")],
+                errors=[E.INVALID_ADDRESS_OR_KEY, E.MISC_ERROR])
+    async def getblocktemplate(self, address: str | None = None, longpollid: str | None = None,
+                               longpoll_timeout: float | None = None, worker: str | None = None) -> dict:
+        """A template to mine: HeaderPre (nonce 0), transactions, target, shape, longpollid and any leased job."""
         raw = self.addresses.decode(address) if address else self.miner.address
-        m, k, n = self.miner.shape
-        t = await self.templates.template(raw, (m, n, k))
+        if longpollid is not None:
+            try:
+                await self.watch.wait(longpollid, longpoll_timeout)
+            except LongPollBusy as e:
+                raise RpcError(E.MISC_ERROR, str(e)) from None
+        taken = None
+        if worker is not None:
+            taken = await asyncio.get_running_loop().run_in_executor(self.work, self.jobs.lease, worker)
+        pollid = self.watch.longpollid  # before building: a tip that moves meanwhile makes the next poll return
+        if taken is not None:
+            pm, pk, pn = taken[0].padded
+            shape = (pm, pn, pk)
+        else:
+            m, k, n = self.miner.shape
+            shape = (m, n, k)
+        t = await self.templates.template(raw, shape)
         p = t.pre
+        job = None
+        if taken is not None:
+            j, lease = taken
+            jm, jk, jn = j.shape
+            pm, pk, pn = j.padded
+            job = {"job_id": j.job_id, "a": j.a, "b": j.b, "shape": {"m": jm, "k": jk, "n": jn},
+                   "padded_shape": {"m": pm, "k": pk, "n": pn}, "worker": lease.worker,
+                   "lease_expires": lease.expires}
         return {"height": p.height, "previousblockhash": p.prev_id.hex(), "time": p.time,
                 "target": f"{p.target:064x}", "shape": {"m": p.m, "n": p.n, "k": p.k},
                 "header_pre": p.encode().hex(), "tx_root": p.tx_root.hex(),
-                "transactions": [encode_transaction(tx).hex() for tx in t.transactions]}
+                "transactions": [encode_transaction(tx).hex() for tx in t.transactions],
+                "longpollid": pollid, "job": job}
 
     @rpc_method(params=[Param("hexdata", HEX, description="An encoded block.")],
                 errors=[E.DESERIALIZATION_ERROR, E.VERIFY_ERROR, E.VERIFY_ALREADY_IN_CHAIN])
@@ -89,7 +135,18 @@ class MiningMethods:
             raise rejection(E.VERIFY_ERROR, e) from None
         if sub.status == BlockStatus.DUPLICATE:
             raise RpcError(E.VERIFY_ALREADY_IN_CHAIN, "duplicate: block already known")
+        self.watch.notify()  # long-polls wake now, not at the watch's next look
+        await asyncio.get_running_loop().run_in_executor(self.work, self._record_job_block, block.header)
         return _SUBMIT_NOTES.get(sub.status)
+
+    def _record_job_block(self, header: Header) -> None:
+        """Record a block on the job being mined whose padded matrices it was mined on (their roots say so)."""
+        pre = header.pre
+        for job in self.jobs.list(MINING):
+            m, k, n = job.shape
+            if job.padded == (pre.m, pre.k, pre.n) and \
+                    compute_job_id(m, k, n, header.root_a, header.root_b).hex() == job.job_id:
+                self.jobs.add_block(job.job_id, header.block_id)
 
     @rpc_method(params=[Param("nblocks", {"type": "integer", "minimum": 1, "maximum": 1000}),
                         Param("address", ADDRESS)],

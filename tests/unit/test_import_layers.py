@@ -13,6 +13,7 @@ FORBIDDEN = {
     "consensus": {"asyncio", "aiohttp", "plyvel", "libp2p", "trio", "cupy", "node", "p2p", "wallet", "kernels"},
     "p2p": {"node", "wallet", "plyvel", "aiohttp"},
     "wallet": {"node", "p2p", "plyvel", "libp2p", "trio"},
+    "miner": {"node", "p2p", "plyvel", "libp2p", "trio"},
 }
 # The `python -m pouw` entry point is application code, not the protocol library:
 # it may reach the backends (lazily, through importlib) and the clock.
