@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "pouw-node needs Python 3.11 or 3.12 (python3.11, python3.12 or python3 on PATH)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,examples]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -14,14 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pouw.constants import MAX_U256
+from pouw.constants import K_MIN, MAX_U256, MN_MIN, TILE, R
 from pouw.errors import DecodeError, InvalidMatrixError, VerificationError
 from pouw.header import HeaderPre
 from pouw.jobs import product_hash
+from pouw.matrix import pad_pair
 from pouw.verify import verify
 
 from .base import BackendError, prepare
 from .select import get_backend
+
+PAD_RULE = f"m and n up to multiples of {TILE}, at least {MN_MIN}; k up to a multiple of {R}, at least {K_MIN}"
 
 
 def parse_int(text: str) -> int:
@@ -66,12 +69,21 @@ def cmd_mine(args: argparse.Namespace) -> int:
     try:
         a = load_matrix(args.a, "A")
         b = load_matrix(args.b, "B")
-        prepared = prepare(a, b)
+        # Zero-padded to the shape rules exactly as a job is (pouw.matrix.pad_pair): the mined header is over
+        # the padded shape, and the product's top-left m x n block is A @ B.
+        pa, pb = pad_pair(a, b)
+        (sub_m, sub_k), sub_n = a.shape, b.shape[1]
+        prepared = prepare(pa, pb)
         backend = get_backend(args.backend)
     except (InvalidMatrixError, BackendError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     m, k, n = prepared.shape
+    padded = (m, k, n) != (sub_m, sub_k, sub_n)
+    if padded:
+        print(f"padded A {sub_m}x{sub_k} and B {sub_k}x{sub_n} with zeros to {m}x{k} and {k}x{n}, as a job is "
+              f"({PAD_RULE}); the header is over the padded shape, the product is the {sub_m}x{sub_n} A @ B",
+              file=sys.stderr)
     template = HeaderPre(1, args.height, args.prev, args.tx_root,
                          args.time if args.time is not None else int(time.time()),
                          args.target, 0, m, n, k)
@@ -80,8 +92,8 @@ def cmd_mine(args: argparse.Namespace) -> int:
     product = None
     while args.max_nonces is None or tried < args.max_nonces:
         result = backend.mine(prepared, template, nonce, want_product=product is None)
-        if product is None:
-            product = result.product
+        if product is None and result.product is not None:
+            product = result.product[:sub_m, :sub_n]  # the zero rows and columns of the padding contribute nothing
         tried += 1
         if result.winners:
             assert product is not None  # the first mine() asked for it (want_product=True), and backends honour that
@@ -97,12 +109,15 @@ def cmd_mine(args: argparse.Namespace) -> int:
                 "target": hex(args.target),
                 "backend": backend.name,
                 "nonces_tried": tried,
+                "shape": {"m": sub_m, "k": sub_k, "n": sub_n},
+                "padded_shape": {"m": m, "k": k, "n": n},
                 "product_blake3": product_hash(product).hex(),
             }
             Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
             if args.product:
                 np.save(args.product, product)
-            print(f"found block {out['block_id']} at nonce {nonce}, tile {w.tile_i},{w.tile_j} -> {args.out}")
+            print(f"found block {out['block_id']} at nonce {nonce}, tile {w.tile_i},{w.tile_j} -> {args.out}"
+                  + (f" (mined over the zero-padded {m}x{k} @ {k}x{n})" if padded else ""))
             return 0
         nonce = (nonce + 1) % (1 << 64)
     print(f"no winning tile after {tried} nonces", file=sys.stderr)
@@ -146,9 +161,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pouw", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("mine", help="mine a header over two int7 matrices until a tile wins")
-    m.add_argument("--a", required=True, help="A (m x k) as .npy, int8 in [-64, 63]")
-    m.add_argument("--b", required=True, help="B (k x n) as .npy, int8 in [-64, 63]")
+    m = sub.add_parser("mine", help="mine a header over two int7 matrices until a tile wins",
+                       description="Mine a header over A @ B until a tile wins. A and B of any shape within the "
+                                   f"limits are zero-padded as a job is ({PAD_RULE}); the header carries the padded "
+                                   "shape, the product and its hash are the unpadded A @ B.")
+    m.add_argument("--a", required=True, help="A (m x k) as .npy, int8 in [-64, 63]; zero-padded like a job")
+    m.add_argument("--b", required=True, help="B (k x n) as .npy, int8 in [-64, 63]; zero-padded like a job")
     m.add_argument("--height", type=parse_int, default=1)
     m.add_argument("--prev", type=parse_hash, default=bytes(32), help="parent block id (hex)")
     m.add_argument("--tx-root", type=parse_hash, default=bytes(32), help="transaction root (hex)")
@@ -158,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--max-nonces", type=parse_int, default=None, help="give up (exit 2) after N nonces")
     m.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
     m.add_argument("--out", required=True, help="where to write RESULT.json")
-    m.add_argument("--product", help="also save the exact product C = A @ B (.npy, int32)")
+    m.add_argument("--product", help="also save the exact product C = A @ B (.npy, int32, m x n as given)")
     m.set_defaults(func=cmd_mine)
     v = sub.add_parser("verify", help="verify a header and certificate")
     v.add_argument("result", nargs="?", help="RESULT.json written by mine")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 VERIFY_REJECTED = -26
 INVALID_ADDRESS = -5
 FAUCET_MAX_COINS = 1000
+MAX_LABEL = 64
 
 
 # --- creating wallets ------------------------------------------------------------------------
@@ -143,6 +144,9 @@ def cmd_address(ctx: Context) -> int:
     ks = ctx.load_wallet()
     if a.label is not None and not a.new:
         raise CliError("--label goes with --new (it names the new address)")
+    if a.label is not None and (len(a.label) > MAX_LABEL or not a.label.isprintable()):
+        raise CliError(f"a label is at most {MAX_LABEL} printable characters (no tabs or line breaks), "
+                       f"found {len(a.label)} characters")
     if a.new:
         hd = _unlock(ctx, ks)
         index = ks.address_count
@@ -158,7 +162,8 @@ def cmd_address(ctx: Context) -> int:
         raise CliError(f"wallet {ks.name!r} has no address yet; hand one out with: pouw-wallet address --new")
     rows = [{"index": i, "address": addr, "label": ks.labels.get(i)} for i, addr in enumerate(ks.addresses)]
     if a.all:
-        ctx.emit(rows, "\n".join(f"{r['index']:>4}  {r['address']}  {r['label'] or ''}".rstrip() for r in rows))
+        ctx.emit(rows, "\n".join(f"{r['index']:>4}  {r['address']}  {printable(str(r['label'] or ''))}".rstrip()
+                                  for r in rows))
     else:
         ctx.emit(rows[-1], rows[-1]["address"])
     return 0
@@ -177,11 +182,39 @@ def cmd_balance(ctx: Context) -> int:
             for i, (addr, acct) in enumerate(zip(ks.addresses, accounts, strict=True))]
     total = sum(r["balance"] for r in rows)
     height = accounts[0].get("height") if accounts else None
-    lines = [f"{r['index']:>4}  {r['address']}  {r['balance_coins']:>20}  ({r['balance']} base units)" for r in rows]
-    lines.append(f"total {format_amount(total)} coins ({total} base units) at height {height}, {ks.network}")
     ctx.emit({"wallet": ks.name, "network": ks.network, "height": height, "total": total,
-              "total_coins": format_amount(total), "addresses": rows}, "\n".join(lines))
+              "total_coins": format_amount(total), "addresses": rows},
+             "\n".join(balance_table(rows, total, height, ks.network)))
     return 0
+
+
+LABEL_WIDTH = 24
+"""Labels longer than this are cut (with an ellipsis) in text tables; ``--json`` has them whole."""
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe for a terminal: control characters escaped, cut to ``limit`` characters with an ellipsis.
+
+    Memos come from whoever sent the transfer and labels from the wallet file: neither may move the
+    cursor, clear the screen or break the table's lines.
+    """
+    safe = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    if limit is not None and len(safe) > limit:
+        safe = safe[: limit - 1] + "\u2026"
+    return safe
+
+
+def balance_table(rows: list[dict], total: int, height: int | None, network: str) -> list[str]:
+    """The text of ``balance``: a header line, one line per address (index, address, label, coins, base units)."""
+    addr_w = max([len("address"), *(len(r["address"]) for r in rows)])
+    labels = [printable(r["label"], LABEL_WIDTH) if r["label"] else "-" for r in rows]
+    label_w = max([len("label"), *(len(label) for label in labels)])
+    coins_w = max([len("coins"), *(len(r["balance_coins"]) for r in rows)])
+    lines = [f"{'index':>5}  {'address':<{addr_w}}  {'label':<{label_w}}  {'coins':>{coins_w}}  base units"]
+    lines += [f"{r['index']:>5}  {r['address']:<{addr_w}}  {label:<{label_w}}  {r['balance_coins']:>{coins_w}}  "
+              f"{r['balance']}" for r, label in zip(rows, labels, strict=True)]
+    lines.append(f"total {format_amount(total)} coins ({total} base units) at height {height}, {network}")
+    return lines
 
 
 # --- payments --------------------------------------------------------------------------------
@@ -279,6 +312,29 @@ def wait_confirmed(ctx: Context, txid: str, timeout: float) -> dict:
         time.sleep(0.5)
 
 
+def faucet_target(ctx: Context, ks: kstore.Keystore) -> tuple[str, int | None]:
+    """The address the faucet pays and its index in the wallet (``None``: not one of the wallet's).
+
+    ``--to ADDRESS`` pays that address (any address of the wallet's network); ``--index I`` pays
+    address I of the wallet; by default address 0, the wallet's primary address. Address 0 and not
+    the newest one, because it is the one that stays put: ``new`` and ``restore`` print it as the
+    first address, ``balance`` lists it first, and handing out a new address (``address --new``)
+    does not silently move where the faucet's coins go.
+    """
+    a = ctx.args
+    if a.to is not None:
+        to = a.to.strip()
+        parse_address(to, ctx.network)  # AddressError (exit 1) before the node is asked
+        return to, ks.addresses.index(to) if to in ks.addresses else None
+    if not ks.addresses:
+        raise CliError("the wallet has no address yet; hand one out with: pouw-wallet address --new")
+    index = 0 if a.index is None else a.index
+    if not 0 <= index < ks.address_count:
+        raise CliError(f"--index {index} is not handed out yet (indices 0..{ks.address_count - 1}); "
+                       "see: pouw-wallet address --all")
+    return ks.addresses[index], index
+
+
 def cmd_faucet(ctx: Context) -> int:
     a = ctx.args
     ks = ctx.load_wallet()
@@ -288,18 +344,22 @@ def cmd_faucet(ctx: Context) -> int:
     amount = parse_amount(a.amount)
     if amount > FAUCET_MAX_COINS * 10**8:
         raise CliError(f"the faucet pays at most {FAUCET_MAX_COINS} coins at a time, asked for {a.amount}")
-    if not ks.addresses:
-        raise CliError("the wallet has no address yet; hand one out with: pouw-wallet address --new")
-    index = ks.address_count - 1 if a.index is None else a.index
-    if not 0 <= index < ks.address_count:
-        raise CliError(f"--index {index} is not handed out yet (indices 0..{ks.address_count - 1})")
+    to, index = faucet_target(ctx, ks)
     _check_node_network(ctx)
-    answer = ctx.client.call("faucet", ks.addresses[index], amount)
-    out = {"txid": answer["txid"], "to": ks.addresses[index], "index": index, "amount": amount,
-           "amount_coins": format_amount(amount), "from": answer.get("from"), "confirmations": 0}
+    answer = ctx.client.call("faucet", to, amount)
+    out = {"txid": answer["txid"], "to": to, "index": index, "label": ks.labels.get(index) if index is not None
+           else None, "amount": amount, "amount_coins": format_amount(amount), "from": answer.get("from"),
+           "confirmations": 0}
     if a.wait:
         out.update(wait_confirmed(ctx, answer["txid"], a.timeout))
-    ctx.emit(out, answer["txid"])
+    if index is None:
+        whose = "not an address of this wallet"
+    else:
+        label = f", label {printable(out['label'], LABEL_WIDTH)}" if out["label"] else ""
+        whose = f"address {index} of wallet {ks.name!r}{label}"
+    state = (f"confirmed in block {out.get('blockheight')}" if a.wait
+             else "in the mempool until a block includes it; add --wait to wait for that")
+    ctx.emit(out, f"faucet: {format_amount(amount)} coins to {to} ({whose})\ntxid {answer['txid']} ({state})")
     return 0
 
 
@@ -318,9 +378,37 @@ def cmd_history(ctx: Context) -> int:
     entries, tip, low = scan_history(ctx.client, ks.addresses, a.blocks, report)
     if tip - low + 1 > 200:
         progress.done()
-    lines = [f"{e['height']:>7}  {e['direction']:<7}  {format_amount(e['delta']):>20}  "
-             f"{e['counterparty'] or '(coinbase)'}  {e['txid']}" for e in entries]
+    lines = history_table(entries)
     lines.append(f"{len(entries)} transaction(s) in blocks {low}..{tip}"
                  + (f"; older ones: pouw-wallet history --blocks {tip + 1}" if low > 0 else ""))
     ctx.emit({"wallet": ks.name, "tip": tip, "from_height": low, "transactions": entries}, "\n".join(lines))
     return 0
+
+
+def _memo_cell(entry: dict) -> str:
+    """A transfer's memo for the text table: its text (escaped), ``hex:...`` when not UTF-8, ``-`` when none."""
+    memo_hex = entry.get("memo") or ""
+    if not memo_hex:
+        return "-"
+    text = entry.get("memo_text")
+    return printable(text) if text is not None else f"hex:{memo_hex}"
+
+
+def history_table(entries: list[dict]) -> list[str]:
+    """The text of ``history``: a header line, then one line per transaction, newest first.
+
+    ``amount`` is the change of the wallet's balance (negative for a send: amount plus fee; only the
+    fee for a transfer between two of its addresses). The memo comes last: it is the one column of
+    free length (at most 256 bytes, as the sender wrote it, control characters escaped).
+    """
+    if not entries:
+        return []
+    amounts = [format_amount(e["delta"]) for e in entries]
+    amount_w = max([len("amount"), *(len(x) for x in amounts)])
+    parties = [e["counterparty"] or "(coinbase)" for e in entries]
+    party_w = max([len("counterparty"), *(len(x) for x in parties)])
+    lines = [f"{'height':>7}  {'kind':<7}  {'amount':>{amount_w}}  {'counterparty':<{party_w}}  "
+             f"{'txid':<64}  memo"]
+    lines += [f"{e['height']:>7}  {e['direction']:<7}  {amount:>{amount_w}}  {party:<{party_w}}  {e['txid']:<64}  "
+              f"{_memo_cell(e)}" for e, amount, party in zip(entries, amounts, parties, strict=True)]
+    return lines

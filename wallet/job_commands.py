@@ -7,7 +7,10 @@ commands start without them.
 from __future__ import annotations
 
 import re
+import shlex
+import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .rpc import RpcError
@@ -61,9 +64,9 @@ def cmd_job_submit(ctx: Context) -> int:
     if a_mat.shape[1] != b_mat.shape[0]:
         raise CliError(f"A is {a_mat.shape[0]}x{a_mat.shape[1]} and B is {b_mat.shape[0]}x{b_mat.shape[1]}: "
                        "A's columns must equal B's rows")
-    if a.out and not a.wait:
-        raise CliError("--out goes with --wait (or fetch the product later with: "
-                       "pouw-wallet job result ID --out C.npy)")
+    wait = a.wait or a.out is not None  # --out needs the product: it waits for it
+    if a.out is not None:
+        check_out_path(a.out)
     try:
         a_hash = ctx.client.put_blob(a_bytes)["hash"]
         b_hash = ctx.client.put_blob(b_bytes)["hash"]
@@ -72,14 +75,43 @@ def cmd_job_submit(ctx: Context) -> int:
             raise CliError(f"the node refused the upload: {e.message} (code {e.code})") from None
         raise
     job = _job_call(ctx, "submitmatmuljob", a_hash, b_hash)
-    out = {"job_id": job["job_id"], "status": job["status"], "a": a_hash, "b": b_hash}
-    if a.wait:
-        done = wait_job(ctx, job["job_id"], a.timeout)
+    job_id = job["job_id"]
+    out = {"job_id": job_id, "status": job["status"], "a": a_hash, "b": b_hash}
+    if wait:
+        done = wait_job(ctx, job_id, a.timeout)
         out["status"] = done["status"]
-        if a.out:
-            out.update(fetch_result(ctx, job["job_id"], a.out, a_mat, b_mat))
-    ctx.emit(out, job["job_id"] if not a.out else f"{job['job_id']}\nsaved {a.out} (Freivalds check passed)")
+    if a.out:
+        out.update(fetch_result(ctx, job_id, a.out, a_mat, b_mat))
+        ctx.emit(out, f"{job_id}\nsaved {a.out}: {out['shape'][0]}x{out['shape'][1]} int32, Freivalds check passed")
+        return 0
+    out["fetch"] = result_command(ctx, job_id)
+    ctx.emit(out, job_id)
+    if not ctx.json:  # the next step, on stderr so that stdout stays the job id for scripts
+        if wait or out["status"] == "done":  # done already: the same matrices were computed before
+            hint(f"the product is ready; fetch it (checked locally) with: {out['fetch']}")
+        else:
+            hint(f"queued; wait for it with: pouw-wallet job status {job_id} --wait, then fetch the product "
+                 f"with: {out['fetch']}")
     return 0
+
+
+def result_command(ctx: Context, job_id: str) -> str:
+    """The command that downloads, checks and saves the product of ``job_id`` (with this call's node and wallet)."""
+    extra = f" --rpc-url {shlex.quote(ctx.args.rpc_url)}" if ctx.args.rpc_url else ""
+    return f"pouw-wallet job result {job_id} --out C.npy{extra}"
+
+
+def check_out_path(out: str) -> None:
+    """Refuse an ``--out`` whose folder does not exist before anything is uploaded or waited for."""
+    folder = Path(out).parent
+    if not folder.is_dir():
+        raise CliError(f"cannot save the product to {out}: the folder {folder} does not exist")
+    if Path(out).is_dir():
+        raise CliError(f"cannot save the product to {out}: it is a folder; give a file name such as {out}/C.npy")
+
+
+def hint(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def wait_job(ctx: Context, job_id: str, timeout: float) -> dict:
@@ -109,6 +141,8 @@ def cmd_job_status(ctx: Context) -> int:
     job_id = _job_id(ctx.args.job_id)
     job = wait_job(ctx, job_id, ctx.args.timeout) if ctx.args.wait else _job_call(ctx, "getmatmuljob", job_id)
     ctx.emit(job, _describe(job))
+    if job.get("status") == "done" and not ctx.json:
+        hint(f"fetch the product (checked locally) with: {result_command(ctx, job_id)}")
     return 0
 
 
@@ -157,6 +191,7 @@ def cmd_job_result(ctx: Context) -> int:
             b_mat = read_matrix_file(a.b, "B")[1]
         except JobFileError as e:
             raise CliError(str(e)) from None
+    check_out_path(a.out)
     out = fetch_result(ctx, job_id, a.out, a_mat, b_mat)
     ctx.emit({"job_id": job_id, **out},
              f"saved {a.out}: {out['shape'][0]}x{out['shape'][1]} int32, Freivalds check passed "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -65,21 +66,33 @@ def ask_secret(prompt: str, *, confirm: bool = False, what: str = "passphrase", 
 
 
 class Progress:
-    """One status line on stderr: rewritten in place on a terminal, printed on change otherwise."""
+    """One status line on stderr: rewritten in place on a terminal; plain lines otherwise.
 
-    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+    Without a terminal (a pipe, a log file, CI) a line that is rewritten in place
+    would be printed once and then look frozen ("queued (0 s)" for minutes), so
+    there a line is written when the text changes and then again every
+    ``interval`` seconds while it stays the same, each with the time elapsed:
+    a log always shows that the command is alive and how long it has waited.
+    """
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None, *, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.tty = self.stream.isatty()
-        self.start = time.monotonic()
+        self.interval = interval
+        self.clock = clock
+        self.start = clock()
         self._last = ""
+        self._last_line_at = self.start
         self._width = 0
         self._spin = 0
 
     def update(self, text: str) -> None:
         if not self.enabled:
             return
-        elapsed = int(time.monotonic() - self.start)
+        now = self.clock()
+        elapsed = int(now - self.start)
         if self.tty:
             self._spin = (self._spin + 1) % 4
             line = f"{SPINNER[self._spin]} {text} ({elapsed} s)"
@@ -90,13 +103,20 @@ class Progress:
         elif text != self._last:
             self.stream.write(f"{text} ({elapsed} s)\n")
             self.stream.flush()
+            self._last_line_at = now
+        elif now - self._last_line_at >= self.interval:
+            self.stream.write(f"{text} (still, {elapsed} s)\n")
+            self.stream.flush()
+            self._last_line_at = now
         self._last = text
 
     def done(self, text: str | None = None) -> None:
         if not self.enabled:
             return
-        if self.tty:
+        if self.tty and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
         if text:
-            self.stream.write(text + "\n")
+            elapsed = int(self.clock() - self.start)
+            self.stream.write(f"{text} (after {elapsed} s)\n" if self._last else text + "\n")
         self.stream.flush()

@@ -7,6 +7,7 @@ with ``--passphrase-file`` instead of the hidden prompt.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -111,3 +112,83 @@ def test_wallet_payments_jobs_and_errors(node_factory, tmp_path):
     node.stop()
     r = wallet("--wallet", "dev", "balance", check=2)
     assert "is pouwd running? start it with: pouwd --network regtest" in r.stderr
+
+
+def test_newcomer_flow_says_where_what_and_how(node_factory, tmp_path):
+    """The README's walk-through as a newcomer reads it: faucet names the address and amount, balance and
+    history have headers, labels and memos, ``job submit --wait`` ends with the command that fetches C, and
+    ``--out`` saves C; stderr is a pipe here (no terminal), as in a script or CI log."""
+    node = node_factory("node").start()
+    wallet = make_wallet_runner(tmp_path, node)
+    cookie = ["--rpc-cookie-file", str(node.datadir / ".cookie")]  # the faucet is a control method
+    (tmp_path / "mnemonic").write_text(DEVNET_MNEMONIC + "\n")
+    wallet("--wallet", "dev", "--network", "regtest", "restore", "--mnemonic-file", str(tmp_path / "mnemonic"),
+           check=0)
+    me = wallet("--wallet", "me", "--network", "regtest", "new", json_out=True, check=0)["address"]
+    savings = wallet("--wallet", "me", "address", "--new", "--label", "savings", json_out=True, check=0)["address"]
+
+    # faucet: the primary address (0), not the newest one, and the output says so.
+    r = wallet("--wallet", "me", *cookie, "faucet", "25", check=0)
+    assert f"faucet: 25.00000000 coins to {me} (address 0 of wallet 'me')" in r.stdout, r.stdout
+    txid = r.stdout.split("txid ")[1].split()[0]
+    r = wallet("--wallet", "me", *cookie, "faucet", "2", "--to", savings, check=0)
+    assert f"2.00000000 coins to {savings} (address 1 of wallet 'me', label savings)" in r.stdout
+    assert wait_until(lambda: len(node.rpc("getrawmempool")) == 2, timeout=10, what="both faucet payments")
+    dev_addr = wallet("--wallet", "dev", "address", check=0).stdout.strip()
+    wallet("--wallet", "dev", "send", savings, "1.5", "--memo", "for lunch", check=0)
+    wait_until(lambda: len(node.rpc("getrawmempool")) == 3, timeout=10, what="the transfer in the mempool")
+    node.rpc("generatetoaddress", 1, dev_addr)
+    assert node.rpc("gettransaction", txid)["confirmations"] == 1
+
+    lines = wallet("--wallet", "me", "balance", check=0).stdout.splitlines()
+    assert lines[0].split() == ["index", "address", "label", "coins", "base", "units"]
+    assert lines[1].split() == ["0", me, "-", "25.00000000", "2500000000"]
+    assert lines[2].split() == ["1", savings, "savings", "3.50000000", "350000000"]
+    assert lines[3].startswith("total 28.50000000 coins")
+    history = wallet("--wallet", "me", "history", check=0).stdout.splitlines()
+    assert history[0].split() == ["height", "kind", "amount", "counterparty", "txid", "memo"]
+    lunch = [line for line in history if dev_addr in line]
+    assert len(lunch) == 1 and lunch[0].split()[:3] == ["1", "receive", "1.50000000"]
+    assert lunch[0].endswith("for lunch")
+
+    # job submit --wait: stdout is the job id; stderr ends with the command that fetches C.
+    rng = np.random.default_rng(12)
+    a = rng.integers(-64, 64, (100, 300), dtype=np.int8)  # the README's shape: padded to 112x384 by the node
+    b = rng.integers(-64, 64, (300, 70), dtype=np.int8)
+    np.save(tmp_path / "A.npy", a)
+    np.save(tmp_path / "B.npy", b)
+    base = [sys.executable, "-m", "wallet", "--wallet-dir", str(tmp_path / "wallets"), "--passphrase-file",
+            str(tmp_path / "pass"), "--rpc-url", node.url]
+    submit = subprocess.Popen([*base, "job", "submit", str(tmp_path / "A.npy"), str(tmp_path / "B.npy"), "--wait",
+                               "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: node.rpc("listmatmuljobs", "queued") or submit.poll() is not None, timeout=30,
+               what="the job to be queued")
+    node.rpc("generatetoaddress", 1, dev_addr)
+    out, err = submit.communicate(timeout=60)
+    assert submit.returncode == 0, err
+    job_id = out.strip()
+    assert len(job_id) == 64
+    assert "queued (waiting for a miner) (0 s)" in err  # a plain line with the time, not a frozen \r counter
+    assert "\r" not in err
+    fetch = f"pouw-wallet job result {job_id} --out C.npy --rpc-url {node.url}"
+    assert err.rstrip().endswith(fetch), err
+    # The hinted command works as printed (run where C.npy should land).
+    r = subprocess.run([*base, *fetch.split()[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "C.npy"), a.astype(np.int64) @ b.astype(np.int64))
+
+    # --out alone waits (it implies --wait) and saves the checked product.
+    b2 = b.copy()
+    b2[0, 0] = 63 if b2[0, 0] != 63 else -64
+    np.save(tmp_path / "B2.npy", b2)
+    submit = subprocess.Popen([*base, "job", "submit", str(tmp_path / "A.npy"), str(tmp_path / "B2.npy"), "--out",
+                               str(tmp_path / "C2.npy"), "--timeout", "60"], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: node.rpc("listmatmuljobs", "queued") or submit.poll() is not None, timeout=30,
+               what="the second job to be queued")
+    node.rpc("generatetoaddress", 1, dev_addr)
+    out, err = submit.communicate(timeout=60)
+    assert submit.returncode == 0, err
+    assert "saved " + str(tmp_path / "C2.npy") in out and "Freivalds check passed" in out
+    assert np.array_equal(np.load(tmp_path / "C2.npy"), a.astype(np.int64) @ b2.astype(np.int64))
