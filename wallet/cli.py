@@ -4,8 +4,8 @@
     pouw-wallet restore                           # from a mnemonic (hidden prompt or --mnemonic-file)
     pouw-wallet address [--new] | balance | history [--blocks N]
     pouw-wallet send pdev1... 1.5 [--fee 0.00001] [--memo TEXT] [--wait]
-    pouw-wallet faucet [10]                       # devnet and regtest
-    pouw-wallet job submit A.npy B.npy [--wait [--out C.npy]]
+    pouw-wallet faucet [10] [--to ADDRESS | --index I]   # devnet and regtest; default: address 0
+    pouw-wallet job submit A.npy B.npy [--wait] [--out C.npy]
     pouw-wallet job status ID | job result ID --out C.npy [--a A.npy --b B.npy] | job list
 
 Options common to every command (before or after it): ``--wallet-dir D``
@@ -108,9 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     _wait_opts(p, "1 confirmation")
     p = command("history", c.cmd_history, "transfers in and out of the wallet")
     p.add_argument("--blocks", type=int, default=1000, metavar="N", help="scan the last N blocks (default 1000)")
-    p = command("faucet", c.cmd_faucet, "get devnet/regtest coins from the node's faucet")
+    p = command("faucet", c.cmd_faucet, "get devnet/regtest coins from the node's faucet (it says where and how much)")
     p.add_argument("amount", nargs="?", default="10", help="coins (default 10, at most 1000)")
-    p.add_argument("--index", type=int, metavar="I", help="pay to address I (default: the latest)")
+    to = p.add_mutually_exclusive_group()
+    to.add_argument("--to", metavar="ADDRESS", help="pay this address (any address of the wallet's network)")
+    to.add_argument("--index", type=int, metavar="I",
+                    help="pay address I of this wallet (default 0, the primary address: it does not move when "
+                         "address --new hands out another)")
     _wait_opts(p, "1 confirmation")
 
     job = sub.add_parser("job", help="MatMul jobs: submit, status, result, list",
@@ -120,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("submit", j.cmd_job_submit, "upload A and B (.npy, int8) and queue C = A @ B", jsub)
     p.add_argument("a", help="A.npy (m x k, int8 in [-64, 63])")
     p.add_argument("b", help="B.npy (k x n)")
-    p.add_argument("--out", metavar="C.npy", help="with --wait: check and save the product here")
+    p.add_argument("--out", metavar="C.npy",
+                   help="wait for the job (implies --wait), check the product locally (Freivalds) and save it here")
     _wait_opts(p, "the job to finish")
     p = command("status", j.cmd_job_status, "a job's status", jsub)
     p.add_argument("job_id")
@@ -132,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--b", metavar="B.npy", help="the B you submitted (default: download it from the node)")
     p = command("list", j.cmd_job_list, "the node's jobs", jsub)
     p.add_argument("--status", choices=("queued", "mining", "done", "failed", "cancelled"))
+    from .matmul_command import cmd_matmul
+    p = command("matmul", cmd_matmul, "C = A @ B of any size on the network: exact for integer matrices, every "
+                "sub-product checked locally; floats with --quantize")
+    p.add_argument("a", help="A.npy (m x k): int8, uint8, int16, int32 (exact) or float (with --quantize)")
+    p.add_argument("b", help="B.npy (k x n)")
+    p.add_argument("--out", required=True, metavar="C.npy", help="where to save C (int64; float64 with --quantize)")
+    p.add_argument("--quantize", choices=("int8", "int16"),
+                   help="float matrices: quantize symmetrically (per row of A, per column of B), rescale C")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S",
+                   help="give up after S seconds (default 600); waiting sub-jobs are cancelled")
     return parser
 
 
