@@ -4,6 +4,7 @@
     make devnet                                    # in another terminal: a local network that mines
     .venv/bin/python examples/digits_mlp.py        # the node at http://127.0.0.1:18445/ (devnet node0)
     .venv/bin/python examples/digits_mlp.py --rpc-url http://127.0.0.1:18445/ --limit 100 --json
+    .venv/bin/python examples/digits_mlp.py --mine   # the inference itself mines blocks for the node
 
 It trains a small MLP (64 inputs, 32 hidden ReLU units, 10 classes; fixed random state, so every run
 trains the same model), quantizes it to int8 and classifies the test images twice with the same code:
@@ -14,6 +15,11 @@ by the two scales and the float bias is added. Integer products are exact on the
 two runs give identical products and therefore identical predictions; the script checks both and says
 so. It prints the accuracy of the float model, of the int8 model run locally and of the int8 model run
 on the network, the sub-jobs the network ran, which nodes computed them, and the time each run took.
+
+With ``--mine`` the network run does not submit jobs: this process multiplies the int8 layers itself as
+mining work against the node's current template (``miner.useful.UsefulMiner``), so every product is
+lottery tickets and a winning tile becomes a block the node takes; the node need not mine. It then
+prints the blocks found and the multiply-adds mined, all of them useful (the model's own products).
 
 Exit status: 0 identical products and predictions; 1 they differ (or bad arguments, or scikit-learn
 missing); 2 the node could not be used (unreachable, an RPC error, a product that failed its checks).
@@ -153,13 +159,24 @@ def run(args: argparse.Namespace) -> dict:
     local_pred, local_products = infer(layers, x_test, local_matmul)
     local_s = time.perf_counter() - t0
 
-    client = Client(args.rpc_url, cookie=args.cookie, timeout=args.timeout)
     stats: dict = {}
+    if args.mine:
+        # The inference itself is the mining: every product is mining work against the node's
+        # template, its tiles are lottery tickets, and a winning tile becomes a block.
+        from miner.useful import UsefulMiner
+        from wallet.rpc import read_cookie
 
-    def network_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        c = client.matmul(a, b)
-        merge_stats(stats, client.last_stats or {})
-        return c
+        useful = UsefulMiner(args.rpc_url, auth=read_cookie(args.cookie) if args.cookie else None)
+
+        def network_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            return useful.matmul(a, b)
+    else:
+        client = Client(args.rpc_url, cookie=args.cookie, timeout=args.timeout)
+
+        def network_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            c = client.matmul(a, b)
+            merge_stats(stats, client.last_stats or {})
+            return c
 
     t0 = time.perf_counter()
     net_pred, net_products = infer(layers, x_test, network_matmul)
@@ -168,7 +185,13 @@ def run(args: argparse.Namespace) -> dict:
     def accuracy(pred: np.ndarray) -> float:
         return float(np.mean(pred == y_test))
 
+    mined = {}
+    if args.mine:
+        t = useful.totals
+        mined = {"mined": {"macs": t.macs, "matmuls": t.matmuls, "tickets": t.tickets, "blocks": list(t.blocks),
+                           "refused": t.refused, "useful_share": 1.0}}
     return {
+        **mined,
         "samples": int(len(y_test)),
         "layers": [[int(layer.w_q.shape[0]), int(layer.w_q.shape[1])] for layer in layers],
         "accuracy": {"float": accuracy(float_pred), "int8_local": accuracy(local_pred),
@@ -192,14 +215,21 @@ def report(r: dict) -> str:
     shapes = " -> ".join([str(r["layers"][0][0]), *(str(out) for _, out in r["layers"])])
     by = ", ".join(f"{label}: {count}" for label, count in sorted(r["computed_by"].items())) or "(none reported)"
     same = "identical" if r["identical_predictions"] and r["identical_products"] else "DIFFERENT"
+    if "mined" in r:
+        m = r["mined"]
+        work = [f"  mined as it ran: {m['matmuls']} matmuls, {m['macs']:,} multiply-adds (all of them useful: "
+                f"the model's own products), {m['tickets']:,} tickets, {len(m['blocks'])} blocks found"
+                + (f" ({m['refused']} refused: the tip moved)" if m["refused"] else "")]
+    else:
+        work = [f"  sub-jobs {r['sub_jobs']} (reused {r['reused']}, retries {r['retries']}), "
+                f"{r['bytes_up']:,} bytes up, {r['bytes_down']:,} bytes down",
+                f"  computed by: {by}"]
     return "\n".join([
         f"digits MLP {shapes}, {r['samples']} test images, node {r['rpc_url']}",
         f"  accuracy  float {acc['float']:.4f}   int8 local {acc['int8_local']:.4f}   "
         f"int8 network {acc['int8_network']:.4f}",
         f"  products and predictions, local vs network: {same}",
-        f"  sub-jobs {r['sub_jobs']} (reused {r['reused']}, retries {r['retries']}), "
-        f"{r['bytes_up']:,} bytes up, {r['bytes_down']:,} bytes down",
-        f"  computed by: {by}",
+        *work,
         f"  time  train {sec['train']:.2f} s   int8 local {sec['int8_local'] * 1000:.1f} ms   "
         f"int8 network {sec['int8_network']:.2f} s",
     ])
@@ -242,18 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=seconds, default=600.0, metavar="S",
                    help="give up on one network matmul after S seconds (default 600)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
-    # Reserved for the external-miner work (another issue): --mine will let this process mine the jobs
-    # itself. Not implemented here; the flag is kept so that nobody gives it another meaning.
-    p.add_argument("--mine", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--mine", action="store_true",
+                   help="compute the int8 layers here as mining work for the node (miner.useful.UsefulMiner): "
+                        "the inference mines blocks; the node need not mine (nor have --mine)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.mine:
-        print("error: --mine is reserved for a later version (mining the jobs in this process); "
-              "run a mining node instead, e.g. make devnet", file=sys.stderr)
-        return 1
     if args.cookie and not Path(args.cookie).is_file():
         print(f"error: the cookie file {args.cookie} does not exist (it is <datadir>/.cookie of the node)",
               file=sys.stderr)

@@ -49,3 +49,32 @@ def test_digits_mlp_network_predictions_equal_local(node_factory):
     for needle in ("accuracy  float", "int8 local", "int8 network", "local vs network: identical", "sub-jobs",
                    "computed by:"):
         assert needle in r.stdout, (needle, r.stdout)
+
+
+def test_digits_mlp_mine_the_inference_mines_blocks(node_factory):
+    # A node that does not mine: the example's own int8 products are the only mining work. On all 450 test
+    # images they draw about 350 tickets, and regtest's target lets about one in a hundred win, so a run
+    # finds a block with probability about 0.97; a run that found none is repeated (new template, new
+    # lottery), at most six times in all (all six empty: about 1e-9).
+    node = node_factory("quiet").start()
+    before = node.rpc("getblockcount")
+    runs = []
+    for _ in range(6):
+        r = subprocess.run([sys.executable, str(EXAMPLE), "--rpc-url", node.url, "--cookie",
+                            str(node.datadir / ".cookie"), "--mine", "--json"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=180)
+        assert r.returncode == 0, f"exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+        out = json.loads(r.stdout)
+        assert out["identical_products"] is True and out["identical_predictions"] is True
+        mined = out["mined"]
+        assert mined["matmuls"] >= 2 and mined["tickets"] > 100 and mined["useful_share"] == 1.0
+        runs.append(mined)
+        if mined["blocks"]:
+            break
+    found = [b for m in runs for b in m["blocks"]]
+    assert found, runs
+    height = node.rpc("getblockcount")
+    assert height >= before + 1
+    chain = {node.rpc("getblockhash", h) for h in range(before + 1, height + 1)}
+    assert set(found) <= chain  # every block the inference found is on the node's chain
+    assert node.rpc("verifychain")["ok"]

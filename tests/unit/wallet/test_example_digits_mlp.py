@@ -79,7 +79,6 @@ def test_stats_of_the_layers_add_up(ex):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--mine"], "--mine is reserved"),
     (["--limit", "0"], "expected at least 1"),
     (["--limit", "x"], "expected a whole number"),
     (["--timeout", "-1"], "expected seconds"),
