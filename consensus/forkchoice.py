@@ -14,10 +14,10 @@ tip blocks' work) and forks at most ``max_fork_depth`` blocks below the tip.
 
 Headers prove no work on their own here (the work is in the certificate,
 which travels with the body), but their targets are fixed by their parents, so
-a run of headers says how much work its bodies must carry. ``check_header``
-checks one header against its parent (what ``consensus.validation`` checks of
-a block's header, in the same order) and ``HeaderRun`` is what headers-first
-sync keeps of a branch while it adds up that work.
+a run of headers says how much work its bodies must carry.
+``consensus.validation.check_header`` checks one header against its parent
+(``validate_block`` runs the same function) and ``HeaderRun`` is what
+headers-first sync keeps of a branch while it adds up that work.
 """
 
 from __future__ import annotations
@@ -26,13 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pouw.constants import PROTOCOL_VERSION
-from pouw.header import Header, compute_work
+from pouw.header import compute_work
 
-from .difficulty import MEDIAN_TIME_SPAN, compute_median_time
-from .errors import BadHeaderVersion, BadHeight, BadLinkage, BadTarget, TimeTooNew, TimeTooOld
-from .networks import NetworkParams
-from .validation import ParentInfo, compute_expected_target
+from .validation import ParentInfo
 
 
 def compute_chain_work(parent_work: int, target: int) -> int:
@@ -78,32 +74,6 @@ def select_best_tip(tips: Iterable[ChainTip]) -> ChainTip | None:
 
 
 # --- runs of headers (headers-first sync) -------------------------------------------------------
-
-
-def check_header(header: Header, parent: ParentInfo, params: NetworkParams, now: int) -> None:
-    """Raise unless ``header`` can head a child of ``parent``: version, height, linkage, both time rules, target.
-
-    The header rules of ``consensus.validation.validate_block``, in its order
-    and with its errors; a header that fails one is invalid whatever its body
-    (a ``PeerFault``), except ``TimeTooNew`` (a ``Transient``: it may be fine
-    later). The certificate cannot be checked without the body.
-    """
-    pre = header.pre
-    if pre.version != PROTOCOL_VERSION:
-        raise BadHeaderVersion(f"expected {PROTOCOL_VERSION}, found {pre.version}")
-    if pre.height != parent.height + 1:
-        raise BadHeight(f"expected {parent.height + 1}, found {pre.height}")
-    if pre.prev_id != parent.block_id:
-        raise BadLinkage(f"expected prev_id {parent.block_id.hex()}, found {pre.prev_id.hex()}")
-    median = compute_median_time(parent.recent_times[:MEDIAN_TIME_SPAN])
-    if pre.time <= median:
-        raise TimeTooOld(f"expected time > {median} (median of the previous times), found {pre.time}")
-    if pre.time > now + params.max_future:
-        raise TimeTooNew(f"expected time <= {now + params.max_future} (clock + {params.max_future} s), "
-                         f"found {pre.time}")
-    expected_target = compute_expected_target(parent, params)
-    if pre.target != expected_target:
-        raise BadTarget(f"expected {expected_target:#x}, found {pre.target:#x}")
 
 
 class RunVerdict(StrEnum):

@@ -115,21 +115,7 @@ def validate_block(
         raise BlockTooLarge(f"expected at most {params.max_block_size} bytes, found {size}")
     if len(block.transactions) > params.max_tx_count:
         raise TooManyTxs(f"expected at most {params.max_tx_count} transactions, found {len(block.transactions)}")
-    if pre.version != PROTOCOL_VERSION:
-        raise BadHeaderVersion(f"expected {PROTOCOL_VERSION}, found {pre.version}")
-    if pre.height != parent.height + 1:
-        raise BadHeight(f"expected {parent.height + 1}, found {pre.height}")
-    if pre.prev_id != parent.block_id:
-        raise BadLinkage(f"expected prev_id {parent.block_id.hex()}, found {pre.prev_id.hex()}")
-    median = compute_median_time(parent.recent_times[:MEDIAN_TIME_SPAN])
-    if pre.time <= median:
-        raise TimeTooOld(f"expected time > {median} (median of the previous times), found {pre.time}")
-    if pre.time > now + params.max_future:
-        raise TimeTooNew(f"expected time <= {now + params.max_future} (clock + {params.max_future} s), "
-                         f"found {pre.time}")
-    expected_target = compute_expected_target(parent, params)
-    if pre.target != expected_target:
-        raise BadTarget(f"expected {expected_target:#x}, found {pre.target:#x}")
+    expected_target = check_header(block.header, parent, params, now)
     if block.certificate is None:
         raise BadCertificate("expected a certificate, found none", "missing")
     if not block.transactions or not isinstance(block.transactions[0], Coinbase):
@@ -162,6 +148,34 @@ def validate_block(
             validate_tx(tx, params.chain_id, params.max_memo, params.min_fee_per_byte)
         except InvalidTx as e:
             raise BlockTxInvalid(index, e) from e
+
+
+def check_header(header: Header, parent: ParentInfo, params: NetworkParams, now: int) -> int:
+    """Raise unless ``header`` can head a child of ``parent`` (version, height, linkage, both time rules,
+    target); return the expected target.
+
+    These are ``validate_block``'s header rules, and headers-first sync checks a
+    peer's headers with them before any body is fetched. A header that fails one
+    is invalid whatever its body (a ``PeerFault``), except ``TimeTooNew`` (a
+    ``Transient``: it may be fine later). The certificate needs the body.
+    """
+    pre = header.pre
+    if pre.version != PROTOCOL_VERSION:
+        raise BadHeaderVersion(f"expected {PROTOCOL_VERSION}, found {pre.version}")
+    if pre.height != parent.height + 1:
+        raise BadHeight(f"expected {parent.height + 1}, found {pre.height}")
+    if pre.prev_id != parent.block_id:
+        raise BadLinkage(f"expected prev_id {parent.block_id.hex()}, found {pre.prev_id.hex()}")
+    median = compute_median_time(parent.recent_times[:MEDIAN_TIME_SPAN])
+    if pre.time <= median:
+        raise TimeTooOld(f"expected time > {median} (median of the previous times), found {pre.time}")
+    if pre.time > now + params.max_future:
+        raise TimeTooNew(f"expected time <= {now + params.max_future} (clock + {params.max_future} s), "
+                         f"found {pre.time}")
+    expected_target = compute_expected_target(parent, params)
+    if pre.target != expected_target:
+        raise BadTarget(f"expected {expected_target:#x}, found {pre.target:#x}")
+    return expected_target
 
 
 def validate_certificate(block: Block, expected_target: int) -> None:

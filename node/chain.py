@@ -83,7 +83,6 @@ from consensus.forkchoice import (
     ChainTip,
     HeaderRun,
     RunVerdict,
-    check_header,
     compute_chain_work,
     is_better_chain,
     select_best_tip,
@@ -97,6 +96,7 @@ from consensus.types import Account, Block, Coinbase, Header, Tx
 from consensus.validation import (
     MEDIAN_TIME_SPAN,
     ParentInfo,
+    check_header,
     make_parent_info,
     validate_block,
     validate_certificate,
@@ -444,7 +444,7 @@ class ChainService:
 
         Without ``run`` the first header's parent must be stored (``UnknownParent``
         otherwise). Each header is checked against the one before it
-        (``consensus.forkchoice.check_header``: a ``PeerFault``, or
+        (``consensus.validation.check_header``: a ``PeerFault``, or
         ``TimeTooNew``); a header that is, or descends from, a block found
         invalid raises ``BlockStateInvalid``. The verdict is ``TOO_DEEP`` when
         the branch forks more than ``max_fork_depth`` blocks below the tip,

@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 
 from consensus import errors
-from consensus.forkchoice import check_header, within_reach
+from consensus.forkchoice import within_reach
 from consensus.genesis import make_genesis_block
-from consensus.validation import make_parent_info
+from consensus.validation import check_header, make_parent_info
 from pouw.header import compute_work
 from tests.support.blockgen import ChainBuilder, easy_params
 
