@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from consensus.types import Block
-from wallet.rpc import NodeUnreachable, RpcClient, RpcError
+from wallet.rpc import NodeUnreachable, RpcClient
 
 from .work import Work, block_hex, parse_template
 
@@ -69,14 +69,19 @@ class MinerClient:
         return x
 
     def submit_product(self, job_id: str, c: np.ndarray) -> dict:
-        """Hand in a job's product (int32, m x n) inline; the node checks it with Freivalds. Raises ``RpcError``."""
+        """Hand in a job's product (int32, m x n); the node checks it with Freivalds. Raises ``RpcError``.
+
+        Up to ``MAX_INLINE_PRODUCT_BYTES`` it travels inline in the call; a larger one is uploaded
+        first with ``PUT /blobs?product_of=JOB`` and named by its hash.
+        """
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(c, dtype=np.int32), allow_pickle=False)
         data = buf.getvalue()
         if len(data) > MAX_INLINE_PRODUCT_BYTES:
-            raise RpcError(-42, f"the product is {len(data)} bytes, over the {MAX_INLINE_PRODUCT_BYTES} bytes a "
-                           "node takes inline")
-        params = [job_id, base64.b64encode(data).decode()]
+            ref = self.rpc.put_blob(data, product_of=job_id)["hash"]
+        else:
+            ref = base64.b64encode(data).decode()
+        params = [job_id, ref]
         if self.worker:
             params.append(self.worker)
         return self.rpc.call("submitmatmulresult", *params)

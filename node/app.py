@@ -144,7 +144,7 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
         registry = _registry(chain, txs, mempool, templates, miner, jobs, blobs, adapter if network else None,
                              network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock,
                              watch=watch)
-        rpc = await _start_rpc(stack, config, datadir, config.rpc_port, registry, metrics, blobs, work)
+        rpc = await _start_rpc(stack, config, datadir, config.rpc_port, registry, metrics, blobs, work, jobs)
         stack.push_async_callback(watch.close)  # waiting long-polls answer at once, before the server stops
         _subscribe_rpc(events, rpc, Addresses(params.hrp))
         stack.push_async_callback(miner.stop)  # the first thing to stop
@@ -206,10 +206,11 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
 
 
 async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, port: int, registry: Registry,
-                     metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor) -> RpcServer:
+                     metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor, jobs: JobService) -> RpcServer:
+    routes = blob_routes(blobs, work, product_shape=jobs.product_shape)
     rpc = RpcServer(registry, config.rpc_bind, port, cookie_path=datadir / ".cookie",
                     rpc_user=config.rpc_user, rpc_password=config.rpc_password,
-                    metrics=metrics if config.metrics else None, extra_routes=blob_routes(blobs, work),
+                    metrics=metrics if config.metrics else None, extra_routes=routes,
                     allowed_hosts=config.rpc_allow_host, cors_origins=config.rpc_cors)
     try:
         await rpc.start()

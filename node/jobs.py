@@ -339,6 +339,15 @@ class JobService:
             raise JobError("not-found", f"no job {job_id}")
         return job
 
+    def product_shape(self, job_id: str) -> tuple[int, int] | None:
+        """``(m, n)`` of the product a waiting job takes (``PUT /blobs?product_of=``), or None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None or job.status not in WAITING:
+            return None
+        m, _, n = job.shape
+        return m, n
+
     def has_queued(self) -> bool:
         """Whether a job waits for the miner."""
         with self._lock:

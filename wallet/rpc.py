@@ -168,9 +168,13 @@ class RpcClient:
 
     # --- blobs -------------------------------------------------------------------------------
 
-    def put_blob(self, data: bytes) -> dict:
-        """Upload ``.npy`` bytes with ``PUT /blobs``; the node's answer ``{"hash", "size", "shape", "dtype"}``."""
-        status, raw = self._request("PUT", "/blobs", data, "application/octet-stream")
+    def put_blob(self, data: bytes, *, product_of: str | None = None) -> dict:
+        """Upload ``.npy`` bytes with ``PUT /blobs``; the node's answer ``{"hash", "size", "shape", "dtype"}``.
+
+        ``product_of``: the bytes are the int32 product of that waiting job (an external miner's).
+        """
+        path = "/blobs" if product_of is None else "/blobs?" + urllib.parse.urlencode({"product_of": product_of})
+        status, raw = self._request("PUT", path, data, "application/octet-stream")
         return self._blob_answer(status, raw, "upload")
 
     def get_blob(self, digest: str) -> bytes:

@@ -5,6 +5,10 @@ body that is no int8 matrix or a matrix too large for any job this node runs
 (``node.jobs.check_matrix_shape``: as A or as B, padded, and with its
 smallest product); a body over the blob limit is refused from its
 ``Content-Length`` or as it arrives. Only a whole, valid matrix is stored.
+``PUT /blobs?product_of=JOB_ID`` takes instead the int32 ``m x n`` product of a
+waiting job (an external miner's, handed in next with ``submitmatmulresult``):
+any other dtype or shape is refused from the header, and a job that waits for
+no product (unknown, done, failed, cancelled) is refused before any body is read.
 
 The explorer is one read-only HTML page whose script calls the JSON-RPC
 methods of the same origin (latest blocks, a block with its certificate
@@ -58,15 +62,33 @@ def check_upload(header: NpyHeader, max_blob_bytes: int, max_elements: int = DEF
     check_matrix_shape(rows, cols, max_elements=max_elements, max_blob_bytes=max_blob_bytes)
 
 
-def blob_routes(blobs: BlobStore, work: Executor, *,
-                max_elements: int = DEFAULT_MAX_ELEMENTS) -> Callable[[web.Application], None]:
+def check_product_upload(header: NpyHeader, shape: tuple[int, int]) -> None:
+    """Raise ``BlobError`` unless ``header`` announces an int32 matrix of exactly ``shape`` (a job's product)."""
+    if header.dtype != np.dtype("<i4") or tuple(header.shape) != tuple(shape):
+        raise BlobError("invalid", f"product: expected an int32 {shape[0]}x{shape[1]} .npy matrix, found "
+                        f"{header.dtype} {'x'.join(map(str, header.shape))}")
+
+
+def blob_routes(blobs: BlobStore, work: Executor, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                product_shape: Callable[[str], tuple[int, int] | None] | None = None
+                ) -> Callable[[web.Application], None]:
     """A function that adds the blob and explorer routes to an ``aiohttp`` application.
 
-    ``max_elements``: the job service's limit on a padded matrix.
+    ``max_elements``: the job service's limit on a padded matrix. ``product_shape``:
+    the ``(m, n)`` product a waiting job takes, or None (``JobService.product_shape``);
+    without it ``?product_of=`` is refused.
     """
 
     async def put_blob(request: web.Request) -> web.Response:
         limit = blobs.max_bytes
+        product_of = request.query.get("product_of")
+        want: tuple[int, int] | None = None
+        if product_of is not None:
+            if not HASH_RE.match(product_of):
+                return _json_error(400, E.INVALID_PARAMETER, "product_of: a job id is 64 lowercase hex digits")
+            want = product_shape(product_of) if product_shape is not None else None
+            if want is None:
+                return _json_error(404, E.JOB_NOT_FOUND, f"product_of: no job {product_of} waits for a product")
         if request.content_length is not None and request.content_length > limit:
             return _json_error(413, E.JOB_TOO_LARGE, f"blob of {request.content_length} bytes exceeds the "
                                f"limit of {limit} bytes")
@@ -85,20 +107,30 @@ def blob_routes(blobs: BlobStore, work: Executor, *,
                     if header is None and len(prefix) >= NPY_MAX_HEADER:
                         raise BlobError("invalid", "blob: no complete .npy header in the first "
                                         f"{NPY_MAX_HEADER} bytes")
-                    if header is not None:
+                    if header is not None and want is not None:
+                        check_product_upload(header, want)
+                    elif header is not None:
                         check_upload(header, limit, max_elements)
                 except BlobError as e:
                     return _blob_error(e)
                 except JobError as e:
                     return _json_error(413, E.JOB_TOO_LARGE, str(e))
         data = b"".join(chunks)
+        if header is None:
+            return _blob_error(BlobError("invalid", "blob: no complete .npy header"))
         loop = asyncio.get_running_loop()
         try:
-            x = await loop.run_in_executor(work, load_matrix, data, "blob")
+            if want is None:
+                x = await loop.run_in_executor(work, load_matrix, data, "blob")
+                shape, dtype = list(x.shape), str(x.dtype)
+            else:  # the header said int32 m x n; Freivalds judges the entries at submitmatmulresult
+                if header.size != size:
+                    raise BlobError("invalid", f"product: the header announces {header.size} bytes, found {size}")
+                shape, dtype = list(want), "int32"
             digest = await loop.run_in_executor(work, blobs.put, data)
         except BlobError as e:
             return _blob_error(e)
-        return web.json_response({"hash": digest, "size": size, "shape": list(x.shape), "dtype": str(x.dtype)})
+        return web.json_response({"hash": digest, "size": size, "shape": shape, "dtype": dtype})
 
     async def get_blob(request: web.Request) -> web.StreamResponse:
         digest = request.match_info["digest"]

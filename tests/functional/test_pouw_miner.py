@@ -198,8 +198,19 @@ def test_getblocktemplate_long_polls_and_leases_job_work_over_rpc(node_factory):
         node.rpc("submitmatmulresult", job_id, npy_b64(wrong), "w1")
     assert e.value.code == -47 and "Freivalds" in e.value.message
     assert node.rpc("getmatmuljob", job_id)["status"] == "mining"
-    done = node.rpc("submitmatmulresult", job_id, npy_b64(c), "w1")
+    # A product too large to travel inline goes through PUT /blobs?product_of=JOB: the header decides.
+    def put(x: np.ndarray, job: str = job_id) -> tuple[int, dict]:
+        status, body = node.http("PUT", f"/blobs?product_of={job}", base64.b64decode(npy_b64(x)))
+        return status, json.loads(body)
+
+    assert put(c.astype(np.int8))[0] == 400  # not int32
+    assert put(c[:, :-1])[0] == 400  # not m x n
+    assert put(c, "ab" * 32) == (404, put(c, "ab" * 32)[1]) and put(c, "ab" * 32)[1]["error"]["code"] == -43
+    status, stored = put(c)
+    assert status == 200 and stored["shape"] == [20, 30] and stored["dtype"] == "int32"
+    done = node.rpc("submitmatmulresult", job_id, stored["hash"], "w1")
     assert done["status"] == "done" and done["computed_by"] == "pouw-miner w1"
+    assert put(c)[0] == 404  # done: it waits for no product any more
     result = node.rpc("getmatmulresult", job_id, True)
     assert np.array_equal(np.load(io.BytesIO(base64.b64decode(result["c_npy_base64"]))), c)
     with pytest.raises(RpcFailure) as e:
