@@ -110,29 +110,15 @@ def validate_block(
     ``validate_certificate`` raises.
     """
     pre = block.header.pre
-    size = encoded_size if encoded_size is not None else len(encode_block(block))
-    if size > params.max_block_size:
-        raise BlockTooLarge(f"expected at most {params.max_block_size} bytes, found {size}")
-    if len(block.transactions) > params.max_tx_count:
-        raise TooManyTxs(f"expected at most {params.max_tx_count} transactions, found {len(block.transactions)}")
+    check_limits(block, encoded_size if encoded_size is not None else len(encode_block(block)), params)
     expected_target = check_header(block.header, parent, params, now)
-    if block.certificate is None:
-        raise BadCertificate("expected a certificate, found none", "missing")
-    if not block.transactions or not isinstance(block.transactions[0], Coinbase):
-        raise BadCoinbase("expected a coinbase as the first transaction")
-    if any(not isinstance(tx, Tx) for tx in block.transactions[1:]):
-        raise BadCoinbase("expected only signed transfers after the coinbase")
+    check_body_shape(block)
     coinbase = block.coinbase
     if coinbase.version != TX_VERSION:
         raise BadCoinbase(f"expected coinbase version {TX_VERSION}, found {coinbase.version}")
     if coinbase.height != pre.height:
         raise BadCoinbase(f"expected coinbase height {pre.height}, found {coinbase.height}")
-    tx_ids = [compute_tx_id(tx) for tx in block.transactions]
-    if len(set(tx_ids)) != len(tx_ids):
-        raise DuplicateTx(f"expected distinct transactions, found {len(tx_ids) - len(set(tx_ids))} repeated")
-    tx_root = compute_tx_root(tx_ids)
-    if pre.tx_root != tx_root:
-        raise BadTxRoot(f"expected {tx_root.hex()}, found {pre.tx_root.hex()}")
+    check_tx_root(block)
     fees = compute_fees(block)
     if fees > U64_MAX:
         raise BlockAmountOverflow(f"the fees of the block sum to {fees}, above 2^64 - 1")
@@ -148,6 +134,34 @@ def validate_block(
             validate_tx(tx, params.chain_id, params.max_memo, params.min_fee_per_byte)
         except InvalidTx as e:
             raise BlockTxInvalid(index, e) from e
+
+
+def check_limits(block: Block, size: int, params: NetworkParams) -> None:
+    """The block's encoded ``size`` and transaction count are within the network's limits."""
+    if size > params.max_block_size:
+        raise BlockTooLarge(f"expected at most {params.max_block_size} bytes, found {size}")
+    if len(block.transactions) > params.max_tx_count:
+        raise TooManyTxs(f"expected at most {params.max_tx_count} transactions, found {len(block.transactions)}")
+
+
+def check_body_shape(block: Block) -> None:
+    """A certificate, a coinbase first and only signed transfers after it."""
+    if block.certificate is None:
+        raise BadCertificate("expected a certificate, found none", "missing")
+    if not block.transactions or not isinstance(block.transactions[0], Coinbase):
+        raise BadCoinbase("expected a coinbase as the first transaction")
+    if any(not isinstance(tx, Tx) for tx in block.transactions[1:]):
+        raise BadCoinbase("expected only signed transfers after the coinbase")
+
+
+def check_tx_root(block: Block) -> None:
+    """Distinct transactions whose root is the header's ``tx_root`` (it binds the body to the header)."""
+    tx_ids = [compute_tx_id(tx) for tx in block.transactions]
+    if len(set(tx_ids)) != len(tx_ids):
+        raise DuplicateTx(f"expected distinct transactions, found {len(tx_ids) - len(set(tx_ids))} repeated")
+    tx_root = compute_tx_root(tx_ids)
+    if block.header.pre.tx_root != tx_root:
+        raise BadTxRoot(f"expected {tx_root.hex()}, found {block.header.pre.tx_root.hex()}")
 
 
 def check_header(header: Header, parent: ParentInfo, params: NetworkParams, now: int) -> int:

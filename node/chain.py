@@ -65,18 +65,12 @@ from enum import StrEnum
 from consensus.codec import decode_header, encode_block, encode_block_body, encode_certificate, encode_header
 from consensus.errors import (
     AncestorInvalid,
-    BadCertificate,
-    BadCoinbase,
     BadHeaderVersion,
     BadLinkage,
     BadTarget,
-    BadTxRoot,
-    BlockTooLarge,
     ConsensusError,
-    DuplicateTx,
     InvalidBlock,
     TimeTooNew,
-    TooManyTxs,
     UnknownParent,
 )
 from consensus.forkchoice import (
@@ -91,12 +85,15 @@ from consensus.forkchoice import (
 from consensus.genesis import ZERO_ID, make_genesis_block
 from consensus.networks import NetworkParams
 from consensus.state import apply_block
-from consensus.tx import compute_tx_id, compute_tx_root
-from consensus.types import Account, Block, Coinbase, Header, Tx
+from consensus.tx import compute_tx_id
+from consensus.types import Account, Block, Header
 from consensus.validation import (
     MEDIAN_TIME_SPAN,
     ParentInfo,
+    check_body_shape,
     check_header,
+    check_limits,
+    check_tx_root,
     make_parent_info,
     validate_block,
     validate_certificate,
@@ -190,28 +187,15 @@ def check_block_alone(block: Block, size: int, params: NetworkParams,
     Signatures are not checked: the parent's arrival checks everything.
     """
     pre = block.header.pre
-    if size > params.max_block_size:
-        raise BlockTooLarge(f"expected at most {params.max_block_size} bytes, found {size}")
-    if len(block.transactions) > params.max_tx_count:
-        raise TooManyTxs(f"expected at most {params.max_tx_count} transactions, found {len(block.transactions)}")
+    check_limits(block, size, params)
     if pre.version != PROTOCOL_VERSION:
         raise BadHeaderVersion(f"expected {PROTOCOL_VERSION}, found {pre.version}")
     if pre.height == 0:
         raise BadLinkage(f"a second genesis block {block.header.block_id.hex()}")
     if not 1 <= pre.target <= params.pow_limit:
         raise BadTarget(f"expected a target in [1, pow_limit = {params.pow_limit:#x}], found {pre.target:#x}")
-    if block.certificate is None:
-        raise BadCertificate("expected a certificate, found none", "missing")
-    if not block.transactions or not isinstance(block.transactions[0], Coinbase):
-        raise BadCoinbase("expected a coinbase as the first transaction")
-    if any(not isinstance(tx, Tx) for tx in block.transactions[1:]):
-        raise BadCoinbase("expected only signed transfers after the coinbase")
-    tx_ids = [compute_tx_id(tx) for tx in block.transactions]
-    if len(set(tx_ids)) != len(tx_ids):
-        raise DuplicateTx(f"expected distinct transactions, found {len(tx_ids) - len(set(tx_ids))} repeated")
-    tx_root = compute_tx_root(tx_ids)
-    if pre.tx_root != tx_root:
-        raise BadTxRoot(f"expected {tx_root.hex()}, found {pre.tx_root.hex()}")
+    check_body_shape(block)
+    check_tx_root(block)
     if certificate_check is not None:
         certificate_check(block, pre.target)
 

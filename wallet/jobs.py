@@ -104,9 +104,14 @@ def save_verified_product(out: str | Path, a: np.ndarray, b: np.ndarray, c: np.n
     On ``ProductRejected`` nothing is written (an existing ``out`` is left as it is).
     """
     check_product(a, b, c, job_id)
+    write_atomic(out, encode_npy(c))
+    return product_hash(c).hex()
+
+
+def write_atomic(out: str | Path, data: bytes) -> None:
+    """Write ``out`` atomically: a temporary file in the same directory, fsync'd, then a rename."""
     out = Path(out)
     directory = out.parent if str(out.parent) else Path(".")
-    data = encode_npy(c)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -118,4 +123,3 @@ def save_verified_product(out: str | Path, a: np.ndarray, b: np.ndarray, c: np.n
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return product_hash(c).hex()

@@ -9,9 +9,6 @@ without it.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .ui import EXIT_NODE, CliError
@@ -21,23 +18,13 @@ if TYPE_CHECKING:
 
 
 def _save(out: str, data: bytes) -> None:
-    """Write ``out`` atomically (a temporary file in the same directory, then a rename)."""
-    path = Path(out)
-    directory = path.parent if str(path.parent) else Path(".")
+    """Write ``out`` atomically (``wallet.jobs.write_atomic``); a directory that cannot be written is a CliError."""
+    from .jobs import write_atomic
+
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        write_atomic(out, data)
     except OSError as e:
         raise CliError(f"cannot write {out}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_matmul(ctx: Context) -> int:

@@ -12,10 +12,8 @@ import asyncio
 import os
 import time
 
-import numpy as np
 import pytest
 
-from consensus.assemble import assemble_block, build_template
 from consensus.codec import encode_block, encode_tx
 from consensus.genesis import make_genesis_block
 from consensus.keys import keypair_from_private
@@ -23,15 +21,14 @@ from consensus.networks import REGTEST
 from consensus.tx import make_transfer
 from consensus.types import Tx
 from consensus.validation import ParentInfo
-from kernels import get_backend, prepare
 from p2p.host import P2PHost
 from p2p.protocol import BlockAnnouncement, Status, encode_tx_batch, protocol_ids
+from tests.functional.chainbuild import mine_block, parent_info
 from tests.functional.harness import wait_until
 
 IDS = protocol_ids(REGTEST.chain_id)
 GENESIS = make_genesis_block(REGTEST)
 ATTACKER_KEY = keypair_from_private(b"\x07" * 32)
-M, N, K = REGTEST.mining_shape
 
 
 @pytest.fixture
@@ -44,39 +41,9 @@ def honest(node_factory):
     return a, b
 
 
-def parent_info(node, block_hash: str) -> ParentInfo:
-    times = []
-    cursor = node.rpc("getblock", block_hash)
-    head = cursor
-    while len(times) < 11:
-        times.append(cursor["time"])
-        if cursor["height"] == 0:
-            break
-        cursor = node.rpc("getblock", cursor["previousblockhash"])
-    return ParentInfo(bytes.fromhex(head["hash"]), head["height"], head["time"], int(head["target"], 16), tuple(times))
-
-
-_PAIR = None
-
-
 def mine_on(parent: ParentInfo, *, time_: int | None = None, target: int | None = None):
     """A block on ``parent`` with a valid certificate for whatever header we choose."""
-    global _PAIR
-    if _PAIR is None:
-        rng = np.random.default_rng(11)
-        _PAIR = prepare(rng.integers(-64, 64, (M, K), dtype=np.int8), rng.integers(-64, 64, (K, N), dtype=np.int8))
-    t = build_template(parent, REGTEST, time_ or max(int(time.time()), max(parent.recent_times) + 1),
-                       ATTACKER_KEY.address)
-    pre = t.pre if target is None else t.pre.__class__(**{**t.pre.__dict__, "target": target})
-    t = t.__class__(pre, t.transactions)
-    backend = get_backend("numpy")
-    nonce = int.from_bytes(os.urandom(6), "little")
-    while True:
-        r = backend.mine(_PAIR, t.pre, nonce)
-        if r.winners:
-            w = r.winners[0]
-            return assemble_block(t, r.header(_PAIR, w), r.certificate(_PAIR, w))
-        nonce += 1
+    return mine_block(parent, ATTACKER_KEY.address, time_=time_, target=target, seed=11)
 
 
 async def attack(target_node, send, wait_for_ban: float = 20.0):

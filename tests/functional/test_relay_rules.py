@@ -31,10 +31,8 @@ import os
 import time
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
-from consensus.assemble import assemble_block, build_template
 from consensus.codec import encode_block
 from consensus.genesis import make_genesis_block
 from consensus.keys import devnet_keypairs, keypair_from_private
@@ -42,12 +40,12 @@ from consensus.networks import REGTEST
 from consensus.tx import make_transfer
 from consensus.types import Block, Tx
 from consensus.validation import ParentInfo
-from kernels import get_backend, prepare
 from p2p.host import P2PHost
 from p2p.protocol import BlockAnnouncement, Status, decode_blocks_request, encode_blocks_response, protocol_ids
 from p2p.types import Verdict
 from pouw.constants import HEADER_SIZE, MAX_U256
 from pouw.header import compute_block_id
+from tests.functional.chainbuild import mine_block, parent_info
 from tests.functional.harness import wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -57,48 +55,13 @@ GENESIS = make_genesis_block(REGTEST)
 ATTACKER_KEY = keypair_from_private(b"\x0c" * 32)
 FUNDED = devnet_keypairs(1)[0]  # regtest keeps the devnet allocations: this key holds coins from genesis
 MINER_ADDRESS = "preg1q2j87kdl0l0j2a086yas59cmeu850pf6295gkm"
-M, N, K = REGTEST.mining_shape
 RSS_GROWTH_BOUND = 64 << 20
 """What the node's resident memory may grow by over the orphan attacks: the pool's 32 MiB bound (8 MiB
 per peer), the bytes in flight in libp2p and the allocator's slack. Before the fix: +660 MB."""
 
-_PAIR = None
-
-
-def _pair():
-    global _PAIR
-    if _PAIR is None:
-        rng = np.random.default_rng(13)
-        _PAIR = prepare(rng.integers(-64, 64, (M, K), dtype=np.int8), rng.integers(-64, 64, (K, N), dtype=np.int8))
-    return _PAIR
-
-
-def parent_info(node, block_hash: str) -> ParentInfo:
-    times = []
-    cursor = node.rpc("getblock", block_hash)
-    head = cursor
-    while len(times) < 11:
-        times.append(cursor["time"])
-        if cursor["height"] == 0:
-            break
-        cursor = node.rpc("getblock", cursor["previousblockhash"])
-    return ParentInfo(bytes.fromhex(head["hash"]), head["height"], head["time"], int(head["target"], 16), tuple(times))
-
-
 def mine(parent: ParentInfo, transfers=(), *, target: int | None = None, time_: int | None = None) -> Block:
     """A block on ``parent`` with a real certificate for its header (``target`` may replace the right one)."""
-    t = build_template(parent, REGTEST, time_ or max(int(time.time()), max(parent.recent_times) + 1),
-                       ATTACKER_KEY.address, transfers)
-    if target is not None:
-        t = replace(t, pre=replace(t.pre, target=target))
-    backend = get_backend("numpy")
-    nonce = int.from_bytes(os.urandom(6), "little")
-    while True:
-        r = backend.mine(_pair(), t.pre, nonce)
-        if r.winners:
-            w = r.winners[0]
-            return assemble_block(t, r.header(_pair(), w), r.certificate(_pair(), w))
-        nonce += 1
+    return mine_block(parent, ATTACKER_KEY.address, transfers, target=target, time_=time_, seed=13)
 
 
 def child_info(block: Block, parent: ParentInfo) -> ParentInfo:

@@ -10,52 +10,26 @@ recorded as invalid, and the node keeps its tip and answers RPC at once.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from consensus.assemble import assemble_block, build_template
 from consensus.codec import encode_block
 from consensus.keys import keypair_from_private
 from consensus.networks import REGTEST
 from consensus.tx import make_transfer
 from consensus.validation import ParentInfo
-from kernels import get_backend, prepare
+from tests.functional.chainbuild import mine_block, parent_info
 from tests.functional.harness import RpcFailure
 
 COINBASE = "preg1q2j87kdl0l0j2a086yas59cmeu850pf6295gkm"
 TRANSFERS = REGTEST.max_tx_count - 1  # the most a block may carry: 9,999 beside the coinbase
 
 
-def parent_info(node, block_hash: str) -> ParentInfo:
-    times, cursor = [], node.rpc("getblock", block_hash)
-    head = cursor
-    while len(times) < 11:
-        times.append(cursor["time"])
-        if cursor["height"] == 0:
-            break
-        cursor = node.rpc("getblock", cursor["previousblockhash"])
-    return ParentInfo(bytes.fromhex(head["hash"]), head["height"], head["time"], int(head["target"], 16),
-                      tuple(times))
-
-
 def mine(parent: ParentInfo, transfers):
     """A real block on ``parent`` (regtest's target: about one matmul in two wins)."""
-    m, n, k = REGTEST.mining_shape
-    rng = np.random.default_rng(3)
-    pair = prepare(rng.integers(-64, 64, (m, k), dtype=np.int8), rng.integers(-64, 64, (k, n), dtype=np.int8))
-    template = build_template(parent, REGTEST, max(parent.recent_times) + 1, b"\x0e" * 20, transfers)
-    backend = get_backend("numpy")
-    nonce = int.from_bytes(os.urandom(6), "little")
-    while True:
-        result = backend.mine(pair, template.pre, nonce)
-        if result.winners:
-            winner = result.winners[0]
-            return assemble_block(template, result.header(pair, winner), result.certificate(pair, winner))
-        nonce += 1
+    return mine_block(parent, b"\x0e" * 20, transfers, time_=max(parent.recent_times) + 1, seed=3)
 
 
 def disk_bytes(path: Path) -> int:
