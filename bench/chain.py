@@ -59,7 +59,7 @@ def bench_validation(args) -> None:
     start = time.perf_counter()
     for raw in raws:
         tx = decode_tx(raw)
-        validate_tx(tx, DEVNET.chain_id, DEVNET.max_memo, DEVNET.min_fee_per_byte)
+        validate_tx(tx, DEVNET)
         sender = get_sender(tx)
         account = accounts[sender]
         check_transfer(tx, account)

@@ -1,9 +1,10 @@
 """Every byte layout of the chain, in one place (docs/protocol.md sections 4, 8 and 10).
 
 ```
-TxBody   = u8 kind(=1) || u32 chain_id || u64 nonce || pubkey 32 || to 20 || u64 amount || u64 fee
-           || u16 len(memo) || memo
-Tx       = TxBody || signature 64
+TxBody    = u8 kind(=1) || u32 chain_id || u64 nonce || pubkey 32 || to 20 || u64 amount || u64 fee
+            || u16 len(memo) || memo
+JobTxBody = u8 kind(2..8) || u32 chain_id || u64 nonce || pubkey 32 || u64 fee || id 32 || payload
+Tx        = TxBody || signature 64,  or  JobTxBody || signature 64
 Coinbase = u8 version || u64 height || to 20 || u64 amount                         (37 bytes)
 Block    = Header 212 || Certificate || u32 tx_count || (u32 len || tx) * tx_count
 ```
@@ -25,9 +26,30 @@ only ``consensus.errors.DecodeError``. Encoders raise ``ValueError`` for fields
 out of range (a local programming error, not a peer's fault).
 
 The first byte of a transaction is its kind, and the kind fixes the layout, so
-``decode_tx`` reads it first and decodes only kind 1 (a transfer). Kinds 2 to 8
-(the job transactions of section 11, not built yet) raise ``TxKindNotYet`` and
-any other first byte ``BadTxKind``; both are ``DecodeError`` subclasses.
+``decode_tx`` reads it first: kind 1 is a transfer, kinds 2 to 8 the job
+transactions of section 11 (payloads below), any other first byte raises
+``BadTxKind`` (a ``DecodeError``).
+
+Job payloads (section 11), each of an exact length:
+
+```
+offer  (2): u32 m || u32 k || u32 n || root_A 32 || root_B 32 || u64 reward || u64 deposit || u64 bond
+            || u64 deadline                                                        (108 bytes)
+claim  (3): root_C 32
+accept (4), reject (5), settle (6), refund (7): nothing
+fraud  (8): u32 I || u32 J || tile 1024 || u8 len(path_C) || path_C || A_blk (16 k_p) || u8 len(path_A)
+            || path_A || Bt_blk (16 k_p) || u8 len(path_B) || path_B
+```
+
+A fraud proof does not state ``k_p``; the decoder takes it from the length.
+With ``R`` the bytes after ``path_C`` (signature excluded),
+``R = 32 k_p + 2 + 32 (a + b)`` for path lengths ``a, b``. Paths of ``A`` and
+``B`` are at most ``MAX_FRAUD_PATH`` (32) long (a valid one has at most 16
+siblings: ``m, n <= 2^20``), so ``32 (a + b) < 4096 = 32 * 128`` and, ``k_p``
+being a multiple of 128, ``k_p = 128 * ((R - 2) // 4096)``: one reading, so
+one encoding. That the payload length fixes ``k_p`` is this implementation's
+reading of "every payload has an exact length" (the record's ``k`` must then
+match, a state rule).
 """
 
 from __future__ import annotations
@@ -40,22 +62,31 @@ from pouw.certificate import decode_certificate as _pouw_decode_certificate
 from pouw.constants import HEADER_SIZE, TILE
 from pouw.header import Header
 
-from .errors import BadTxKind, DecodeError, TxKindNotYet
+from .errors import BadTxKind, DecodeError
 from .types import (
     ADDRESS_SIZE,
-    JOB_TX_KIND_FIRST,
-    JOB_TX_KINDS,
+    KIND_CLAIM,
+    KIND_FRAUD,
+    KIND_OFFER,
     PUBKEY_SIZE,
     SIGNATURE_SIZE,
     TX_KIND_TRANSFER,
     Block,
+    ClaimPayload,
     Coinbase,
+    FraudPayload,
+    JobPayload,
+    JobTxBody,
+    OfferPayload,
     Transaction,
     Tx,
     TxBody,
 )
 
 _TX_FIXED = struct.Struct("<BIQ32s20sQQH")
+_JOB_FIXED = struct.Struct("<BIQ32sQ32s")
+_OFFER = struct.Struct("<III32s32sQQQQ")
+_FRAUD_HEAD = struct.Struct("<II")
 _COINBASE = struct.Struct("<BQ20sQ")
 _U32 = struct.Struct("<I")
 
@@ -66,7 +97,16 @@ TX_MIN_SIZE = TX_FIXED_SIZE + SIGNATURE_SIZE
 COINBASE_SIZE = _COINBASE.size
 """Bytes of a coinbase (37)."""
 
-assert TX_FIXED_SIZE == 83 and COINBASE_SIZE == 37
+JOB_FIXED_SIZE = _JOB_FIXED.size
+"""Bytes of a JobTxBody before its payload (85)."""
+OFFER_PAYLOAD_SIZE = _OFFER.size
+"""Bytes of an offer's payload (108)."""
+TILE_SIZE = TILE * TILE * 4
+"""Bytes of one product tile in a fraud proof (1024)."""
+MAX_FRAUD_PATH = 32
+"""Most siblings a fraud proof's path may list (a valid path has at most 32 for C, 16 for A and B)."""
+
+assert TX_FIXED_SIZE == 83 and COINBASE_SIZE == 37 and JOB_FIXED_SIZE == 85 and OFFER_PAYLOAD_SIZE == 108
 
 
 def _check_uint(name: str, value: int, bits: int) -> None:
@@ -82,8 +122,10 @@ def _check_bytes(name: str, value: bytes, size: int) -> None:
 # --- transfers --------------------------------------------------------------------------------
 
 
-def encode_tx_body(body: TxBody) -> bytes:
-    """The signed bytes of a transfer."""
+def encode_tx_body(body: TxBody | JobTxBody) -> bytes:
+    """The signed bytes of a transfer or a job transaction."""
+    if isinstance(body, JobTxBody):
+        return encode_job_tx_body(body)
     _check_uint("kind", body.kind, 8)
     _check_uint("chain_id", body.chain_id, 32)
     for name in ("nonce", "amount", "fee"):
@@ -103,20 +145,18 @@ def encode_tx(tx: Tx) -> bytes:
 
 
 def check_tx_kind(kind: int) -> None:
-    """Raise ``TxKindNotYet`` for a job kind (2 to 8) and ``BadTxKind`` for any kind but a transfer's."""
-    if kind == TX_KIND_TRANSFER:
-        return
-    index = kind - JOB_TX_KIND_FIRST
-    if 0 <= index < len(JOB_TX_KINDS):
-        raise TxKindNotYet(f"kind {kind} (job {JOB_TX_KINDS[index]}) is not valid before the job market")
-    raise BadTxKind(f"expected kind {TX_KIND_TRANSFER} (transfer), found kind {kind}")
+    """Raise ``BadTxKind`` unless ``kind`` is a transfer's (1) or a job transaction's (2 to 8)."""
+    if not TX_KIND_TRANSFER <= kind <= KIND_FRAUD:
+        raise BadTxKind(f"expected kind 1 (transfer) or 2 to 8 (job transactions), found kind {kind}")
 
 
 def decode_tx(data: bytes) -> Tx:
-    """Parse exactly one transfer; a first byte other than kind 1 raises before any other field is read."""
+    """Parse exactly one transaction; an unknown first byte raises before any other field is read."""
     data = bytes(data)
     if data:
         check_tx_kind(data[0])
+        if data[0] != TX_KIND_TRANSFER:
+            return decode_job_tx(data)
     if len(data) < TX_MIN_SIZE:
         raise DecodeError(f"a transfer needs at least {TX_MIN_SIZE} bytes, found {len(data)}")
     kind, chain_id, nonce, pubkey, to, amount, fee, memo_len = _TX_FIXED.unpack_from(data)
@@ -126,6 +166,130 @@ def decode_tx(data: bytes) -> Tx:
     memo = data[TX_FIXED_SIZE : TX_FIXED_SIZE + memo_len]
     body = TxBody(kind, chain_id, nonce, pubkey, to, amount, fee, memo)
     return Tx(body, data[TX_FIXED_SIZE + memo_len :])
+
+
+# --- job transactions (section 11) -----------------------------------------------------------
+
+
+def _encode_path(name: str, path: tuple[bytes, ...]) -> bytes:
+    if len(path) > MAX_FRAUD_PATH:
+        raise ValueError(f"{name} has {len(path)} siblings, at most {MAX_FRAUD_PATH}")
+    for sibling in path:
+        _check_bytes(name, sibling, 32)
+    return bytes([len(path)]) + b"".join(bytes(p) for p in path)
+
+
+def encode_job_payload(kind: int, payload: JobPayload) -> bytes:
+    """The payload bytes of a job transaction of ``kind``."""
+    if kind == KIND_OFFER:
+        if not isinstance(payload, OfferPayload):
+            raise ValueError("an offer carries an OfferPayload")
+        for name in ("m", "k", "n"):
+            _check_uint(name, getattr(payload, name), 32)
+        for name in ("reward", "deposit", "bond", "deadline"):
+            _check_uint(name, getattr(payload, name), 64)
+        _check_bytes("root_a", payload.root_a, 32)
+        _check_bytes("root_b", payload.root_b, 32)
+        return _OFFER.pack(payload.m, payload.k, payload.n, bytes(payload.root_a), bytes(payload.root_b),
+                           payload.reward, payload.deposit, payload.bond, payload.deadline)
+    if kind == KIND_CLAIM:
+        if not isinstance(payload, ClaimPayload):
+            raise ValueError("a claim carries a ClaimPayload")
+        _check_bytes("root_c", payload.root_c, 32)
+        return bytes(payload.root_c)
+    if kind == KIND_FRAUD:
+        if not isinstance(payload, FraudPayload):
+            raise ValueError("a fraud proof carries a FraudPayload")
+        _check_uint("tile_i", payload.tile_i, 32)
+        _check_uint("tile_j", payload.tile_j, 32)
+        _check_bytes("tile", payload.tile, TILE_SIZE)
+        size = len(payload.a_blk)
+        if size != len(payload.bt_blk) or size % (TILE * 128) or size < TILE * 256:
+            raise ValueError("a_blk and bt_blk must both be 16 * k_p bytes, k_p a multiple of 128, at least 256")
+        return b"".join((
+            _FRAUD_HEAD.pack(payload.tile_i, payload.tile_j), bytes(payload.tile),
+            _encode_path("path_c", payload.path_c), bytes(payload.a_blk), _encode_path("path_a", payload.path_a),
+            bytes(payload.bt_blk), _encode_path("path_b", payload.path_b),
+        ))
+    if payload is not None:
+        raise ValueError(f"a kind-{kind} job transaction carries no payload")
+    return b""
+
+
+def encode_job_tx_body(body: JobTxBody) -> bytes:
+    """The signed bytes of a job transaction."""
+    if not KIND_OFFER <= body.kind <= KIND_FRAUD:
+        raise ValueError(f"a job transaction has kind 2 to 8, found {body.kind}")
+    _check_uint("chain_id", body.chain_id, 32)
+    _check_uint("nonce", body.nonce, 64)
+    _check_uint("fee", body.fee, 64)
+    _check_bytes("pubkey", body.pubkey, PUBKEY_SIZE)
+    _check_bytes("id", body.id, 32)
+    head = _JOB_FIXED.pack(body.kind, body.chain_id, body.nonce, bytes(body.pubkey), body.fee, bytes(body.id))
+    return head + encode_job_payload(body.kind, body.payload)
+
+
+def _read_path(data: bytes, pos: int, end: int, name: str) -> tuple[tuple[bytes, ...], int]:
+    if pos >= end:
+        raise DecodeError(f"fraud proof truncated before the length of {name}")
+    count = data[pos]
+    if count > MAX_FRAUD_PATH:
+        raise DecodeError(f"{name} lists {count} siblings, at most {MAX_FRAUD_PATH}")
+    pos += 1
+    if pos + 32 * count > end:
+        raise DecodeError(f"fraud proof truncated inside {name}")
+    return tuple(data[pos + 32 * i : pos + 32 * (i + 1)] for i in range(count)), pos + 32 * count
+
+
+def _decode_fraud(data: bytes, pos: int, end: int) -> FraudPayload:
+    fixed = _FRAUD_HEAD.size + TILE_SIZE
+    if end - pos < fixed:
+        raise DecodeError(f"a fraud proof's payload has at least {fixed} bytes before path_C")
+    tile_i, tile_j = _FRAUD_HEAD.unpack_from(data, pos)
+    pos += _FRAUD_HEAD.size
+    tile = data[pos : pos + TILE_SIZE]
+    path_c, pos = _read_path(data, pos + TILE_SIZE, end, "path_C")
+    rest = end - pos - 2
+    k_p = 128 * (rest // (32 * 128)) if rest >= 0 else 0
+    if k_p < 256:
+        raise DecodeError(f"a fraud proof's blocks need 16 * k_p bytes each with k_p >= 256; {end - pos} bytes remain")
+    blk = TILE * k_p
+    a_blk = data[pos : pos + blk]
+    path_a, pos = _read_path(data, pos + blk, end, "path_A")
+    if pos + blk > end:
+        raise DecodeError("fraud proof truncated inside Bt_blk")
+    bt_blk = data[pos : pos + blk]
+    path_b, pos = _read_path(data, pos + blk, end, "path_B")
+    if pos != end:
+        raise DecodeError(f"fraud proof has {end - pos} bytes its k_p = {k_p} and paths do not account for")
+    return FraudPayload(tile_i, tile_j, tile, path_c, a_blk, path_a, bt_blk, path_b)
+
+
+def decode_job_tx(data: bytes) -> Tx:
+    """Parse exactly one job transaction (kinds 2 to 8)."""
+    data = bytes(data)
+    if len(data) < JOB_FIXED_SIZE + SIGNATURE_SIZE:
+        raise DecodeError(f"a job transaction needs at least {JOB_FIXED_SIZE + SIGNATURE_SIZE} bytes, "
+                          f"found {len(data)}")
+    kind, chain_id, nonce, pubkey, fee, id_ = _JOB_FIXED.unpack_from(data)
+    pos, end = JOB_FIXED_SIZE, len(data) - SIGNATURE_SIZE
+    payload: JobPayload
+    if kind == KIND_OFFER:
+        if end - pos != OFFER_PAYLOAD_SIZE:
+            raise DecodeError(f"an offer's payload is {OFFER_PAYLOAD_SIZE} bytes, found {end - pos}")
+        m, k, n, root_a, root_b, reward, deposit, bond, deadline = _OFFER.unpack_from(data, pos)
+        payload = OfferPayload(m, k, n, root_a, root_b, reward, deposit, bond, deadline)
+    elif kind == KIND_CLAIM:
+        if end - pos != 32:
+            raise DecodeError(f"a claim's payload is 32 bytes, found {end - pos}")
+        payload = ClaimPayload(data[pos:end])
+    elif kind == KIND_FRAUD:
+        payload = _decode_fraud(data, pos, end)
+    else:
+        if end != pos:
+            raise DecodeError(f"a kind-{kind} job transaction has no payload, found {end - pos} bytes")
+        payload = None
+    return Tx(JobTxBody(kind, chain_id, nonce, pubkey, fee, id_, payload), data[end:])
 
 
 # --- coinbase ---------------------------------------------------------------------------------

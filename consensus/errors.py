@@ -70,7 +70,7 @@ class KeyDerivationError(ConsensusError, ValueError):
 
 
 class InvalidTx(PeerFault):
-    """A transfer that breaks a rule of docs/protocol.md section 10."""
+    """A transaction that breaks a rule of docs/protocol.md section 10 or 11."""
 
     rule = "tx"
 
@@ -85,14 +85,58 @@ class BadTxKind(InvalidTx, DecodeError):
     rule = "tx-kind"
 
 
-class TxKindNotYet(InvalidTx, DecodeError):
-    """A job transaction (kinds 2 to 8, section 11) before the job market exists: invalid for now.
+class BadJobOffer(InvalidTx):
+    """An offer whose own fields break section 11 (job id, sizes, reward, bond, deposit): wrong anywhere."""
 
-    Kept apart from ``BadTxKind`` so logs and peers can tell a transaction of a
-    later protocol from garbage. Also a ``DecodeError``, as ``BadTxKind``.
+    rule = "job-offer"
+
+
+class BadFraudProof(InvalidTx):
+    """A fraud proof whose own shape is wrong (tile size, blocks of unequal length): wrong anywhere."""
+
+    rule = "job-fraud-shape"
+
+
+class JobStateFault(InvalidTx):
+    """A job transaction that the offer's record (or its absence) does not allow at this height.
+
+    Whether it holds depends on the chain a node has seen (a claim racing
+    another, a reorg, a window closing), so a relay of one is never a fault
+    that costs the peer anything; inside a block it makes the block invalid
+    like any other state fault.
     """
 
-    rule = "tx-kind-not-yet"
+    rule = "job-state"
+
+
+class NoJobRecord(JobStateFault):
+    """No live record for the offer id (never offered on this chain, or final already)."""
+
+    rule = "job-record"
+
+
+class JobStatusWrong(JobStateFault):
+    """The record is not in the status the transaction needs (a claim of a claimed offer, ...)."""
+
+    rule = "job-status"
+
+
+class JobWindowWrong(JobStateFault):
+    """The height is outside the transaction's window (deadline, challenge window ``W``)."""
+
+    rule = "job-window"
+
+
+class JobSenderWrong(JobStateFault):
+    """Only the offer's client may send this kind (accept, reject, refund)."""
+
+    rule = "job-sender"
+
+
+class FraudNotProven(JobStateFault):
+    """A fraud proof whose paths do not reproduce the record's roots, or whose tile is right."""
+
+    rule = "job-fraud"
 
 
 class WrongChainId(InvalidTx):

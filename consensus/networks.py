@@ -34,6 +34,15 @@ Choices (not fixed by docs/protocol.md, documented here):
   matter.
 - ``halflife >= 12 * max_future`` on every preset: a timestamp at the future
   limit eases its child's target by at most ``2^(1/12)`` (about 6%).
+- Job market (section 11): ``bond_bp = deposit_bp = 10000`` (a claimant bonds,
+  and a client deposits, at least the reward), ``fraud_fee_mult = 2``,
+  ``M_job = 2^16``, ``K_job = 16384`` on every preset: a fraud proof at
+  ``K_job`` is at most ``1184 + 32 * 16384 + 32 * (24 + 12 + 12) = 527,008``
+  bytes (under a gossip message's 1 MiB, and beside the largest certificate,
+  2.1 MB, in a 4 MB block). The challenge window ``W`` is 10 blocks on devnet
+  (a job settles within a minute), 120 on testnet (an hour) and mainnet (two
+  hours); an offer may live ``max_job_lifetime`` blocks (devnet 720,
+  testnet 20,160, mainnet 10,080: a week).
 - ``max_block_size`` (4,000,000 bytes) leaves room for the largest certificate
   (``32 * 65536`` bytes at ``k = 65536``) plus transfers. Gossip splits large
   blocks into requests (p2p layer), so blocks need not fit a gossip message.
@@ -108,6 +117,20 @@ class NetworkParams:
     """A side branch forking more than this many blocks below the tip is refused."""
     side_branch_margin: int = 6
     """Bodies of a side branch are taken only when its work is within this many tip blocks' work of the tip."""
+    job_window: int = 120
+    """``W``: blocks after a claim in which the client may accept, reject or prove fraud; then anyone may settle."""
+    bond_bp: int = 10_000
+    """Smallest bond an offer may name, in basis points of its reward (``>= 10000``)."""
+    deposit_bp: int = 10_000
+    """Smallest deposit an offer may name, in basis points of its reward (``>= bond_bp``)."""
+    fraud_fee_mult: int = 2
+    """An offer's bond covers at least this many times the minimum fee of its largest fraud proof (``>= 2``)."""
+    max_job_lifetime: int = 10_080
+    """An offer's deadline is at most this many blocks above the offer's height."""
+    max_job_mn: int = 1 << 16
+    """``M_job``: largest ``m`` and ``n`` of a paid job."""
+    max_job_k: int = 16_384
+    """``K_job``: largest ``k`` of a paid job (its fraud proof must fit a transaction, a gossip message, a block)."""
 
     def subsidy(self, height: int) -> int:
         """Base units a coinbase may create at ``height``: halves every ``halving_interval`` blocks."""
@@ -147,6 +170,8 @@ DEVNET = NetworkParams(
     block_spacing=5,
     halflife=86_400,
     max_fork_depth=1_000,
+    job_window=10,
+    max_job_lifetime=720,
     pow_limit=MAX_U256,
     initial_target=(1 << 256) // (DEVNET_MATMULS_PER_BLOCK * _shape_macs(DEVNET_SHAPE)),
     no_retarget=True,
@@ -175,6 +200,8 @@ TESTNET = NetworkParams(
     block_spacing=30,
     halflife=86_400,
     max_fork_depth=2_880,  # a day at S = 30 s
+    job_window=120,  # an hour
+    max_job_lifetime=20_160,  # a week
     pow_limit=(1 << 256) // _shape_macs((1024, 1024, 1024)),
     initial_target=(1 << 256) // (30 * 10**11),  # ~1e11 MAC/s: a few CPU miners
     no_retarget=False,
@@ -195,6 +222,8 @@ MAINNET = NetworkParams(
     block_spacing=60,
     halflife=172_800,  # two days, as aserti3-2d
     max_fork_depth=1_440,  # a day at S = 60 s
+    job_window=120,  # two hours
+    max_job_lifetime=10_080,  # a week
     pow_limit=(1 << 256) // _shape_macs((4096, 4096, 4096)),
     initial_target=(1 << 256) // (60 * 10**14),  # ~1e14 MAC/s: a handful of GPUs
     no_retarget=False,

@@ -1,4 +1,5 @@
-"""The chain's data types: transfers, coinbases, blocks and accounts (docs/protocol.md section 10).
+"""The chain's data types: transfers, job transactions, coinbases, blocks, accounts and job records
+(docs/protocol.md sections 10 and 11).
 
 Plain frozen dataclasses with no behaviour beyond small derived properties;
 their byte layouts live in ``consensus.codec`` and nowhere else. Headers and
@@ -14,7 +15,10 @@ from dataclasses import dataclass
 from pouw.certificate import Certificate
 from pouw.header import Header, HeaderPre
 
-__all__ = ["Account", "Block", "Certificate", "Coinbase", "Header", "HeaderPre", "Tx", "TxBody"]
+__all__ = [
+    "Account", "Block", "Certificate", "ClaimPayload", "Coinbase", "FraudPayload", "Header", "HeaderPre",
+    "JobRecord", "JobTxBody", "OfferPayload", "Tx", "TxBody",
+]
 
 TX_VERSION = 1
 """``version`` of every coinbase (and genesis allocation record) of consensus v1."""
@@ -23,10 +27,17 @@ TX_KIND_TRANSFER = 1
 """``kind`` (the first byte) of a transfer."""
 
 JOB_TX_KINDS = ("offer", "claim", "accept", "reject", "settle", "refund", "fraud")
-"""Names of the job-market kinds 2 to 8 (section 11), in kind order; none is valid before the job market."""
+"""Names of the job-market kinds 2 to 8 (section 11), in kind order."""
 
 JOB_TX_KIND_FIRST = 2
 """Kind of the first job transaction (offer); ``JOB_TX_KIND_FIRST + i`` is ``JOB_TX_KINDS[i]``."""
+
+KIND_OFFER, KIND_CLAIM, KIND_ACCEPT, KIND_REJECT, KIND_SETTLE, KIND_REFUND, KIND_FRAUD = range(2, 9)
+
+RECORD_OPEN = 1
+"""A job record that waits for a claim (section 11)."""
+RECORD_CLAIMED = 2
+"""A job record with a claimant, in or past its challenge window."""
 
 ADDRESS_SIZE = 20
 PUBKEY_SIZE = 32
@@ -56,12 +67,84 @@ class TxBody:
 
 
 @dataclass(frozen=True)
-class Tx:
-    """A signed transfer: ``TxBody || signature``."""
+class OfferPayload:
+    """What an offer (kind 2) commits to: the job's shape and roots, and the amounts at stake."""
 
-    body: TxBody
+    m: int
+    k: int
+    n: int
+    """The job's dimensions as submitted (unpadded), each u32."""
+    root_a: bytes
+    root_b: bytes
+    """Section 3 roots of the zero-padded ``A`` and ``B`` (32 bytes each)."""
+    reward: int
+    """Paid to the claimant whose product is accepted or settles (u64)."""
+    deposit: int
+    """Returned to the client when the job ends well; burned on a reject (u64, ``>= bond``)."""
+    bond: int
+    """What a claimant puts up (u64); half of it goes to the client on a fraud proof."""
+    deadline: int
+    """Last height at which a claim may be included (u64)."""
+
+
+@dataclass(frozen=True)
+class ClaimPayload:
+    """A claim (kind 3): the claimant's commitment to its product."""
+
+    root_c: bytes
+    """Root of the 16x16 tiles of the padded product (32 bytes, ``pouw.tiles``)."""
+
+
+@dataclass(frozen=True)
+class FraudPayload:
+    """A fraud proof (kind 8): one tile of the claimed product and what recomputes it."""
+
+    tile_i: int
+    tile_j: int
+    """Tile row and column (u32 each)."""
+    tile: bytes
+    """The claimed tile: 16x16 signed int32 LE, row-major (1024 bytes)."""
+    path_c: tuple[bytes, ...]
+    """Inclusion path of the tile under the claim's ``root_C``."""
+    a_blk: bytes
+    """Rows ``16I .. 16I+15`` of the padded ``A`` (``16 * k_p`` bytes)."""
+    path_a: tuple[bytes, ...]
+    bt_blk: bytes
+    """Columns ``16J .. 16J+15`` of the padded ``B``, as rows of ``B.T`` (``16 * k_p`` bytes)."""
+    path_b: tuple[bytes, ...]
+
+
+JobPayload = OfferPayload | ClaimPayload | FraudPayload | None
+"""A job transaction's payload; accept, reject, settle and refund carry none."""
+
+
+@dataclass(frozen=True)
+class JobTxBody:
+    """The signed part of a job transaction (kinds 2 to 8, section 11)."""
+
+    kind: int
+    chain_id: int
+    nonce: int
+    """The sender's next nonce: job transactions and transfers share one sequence per sender."""
+    pubkey: bytes
+    fee: int
+    id: bytes
+    """The job id (offer) or the offer id (every other kind), 32 bytes."""
+    payload: JobPayload
+
+
+@dataclass(frozen=True)
+class Tx:
+    """A signed transaction: ``TxBody || signature`` (a transfer) or ``JobTxBody || signature``."""
+
+    body: TxBody | JobTxBody
     signature: bytes
-    """Ed25519 signature (64 bytes) over ``HK(K("sighash"), TxBody)``."""
+    """Ed25519 signature (64 bytes) over ``HK(K("sighash"), body)``."""
+
+    @property
+    def is_transfer(self) -> bool:
+        """True for a transfer (kind 1), false for a job transaction."""
+        return isinstance(self.body, TxBody)
 
 
 @dataclass(frozen=True)
@@ -116,8 +199,8 @@ class Block:
         return first
 
     @property
-    def transfers(self) -> tuple[Tx, ...]:
-        """Every transaction after the coinbase that is a signed transfer."""
+    def signed(self) -> tuple[Tx, ...]:
+        """Every signed transaction (transfers and job transactions), in block order."""
         return tuple(t for t in self.transactions[1:] if isinstance(t, Tx))
 
 
@@ -128,4 +211,39 @@ class Account:
     balance: int = 0
     """Base units held (u64)."""
     nonce: int = 0
-    """Number of transfers sent so far; the next transfer must carry this nonce."""
+    """Number of transactions sent so far; the next one must carry this nonce."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """The on-chain state of one paid job offer, keyed by its offer id (section 11).
+
+    Created by an offer, changed by a claim, deleted when final (accept,
+    settle, reject, fraud, refund); a block's undo data restores it.
+    """
+
+    status: int
+    """``RECORD_OPEN`` or ``RECORD_CLAIMED``."""
+    client: bytes
+    """Address of the offer's sender (20 bytes)."""
+    job_id: bytes
+    m: int
+    k: int
+    n: int
+    root_a: bytes
+    root_b: bytes
+    reward: int
+    deposit: int
+    bond: int
+    deadline: int
+    claimant: bytes = bytes(20)
+    """Address of the claim's sender; zero while open."""
+    root_c: bytes = bytes(32)
+    """The claim's product root; zero while open."""
+    claim_height: int = 0
+    """Height of the block that carries the claim; 0 while open."""
+
+    @property
+    def escrow(self) -> int:
+        """Base units the record holds: ``reward + deposit``, plus the bond once claimed."""
+        return self.reward + self.deposit + (self.bond if self.status == RECORD_CLAIMED else 0)

@@ -10,7 +10,9 @@ signature). Nonces and balances are checked while the block is applied
 before it.
 
 The cheap checks come first; the certificate (about ``0.5 us * k``) and the
-signatures (tens of microseconds each) come last.
+signatures (tens of microseconds each) come last. A job transaction's
+state rules (its offer's record, the height windows, a fraud proof's paths and
+tile) are checked while the block is applied (``consensus.jobmarket``).
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def compute_expected_target(parent: ParentInfo, params: NetworkParams) -> int:
 
 
 def compute_fees(block: Block) -> int:
-    """Sum of the fees of the block's transfers, exact (the caller checks it against ``2^64 - 1``)."""
-    return sum(tx.body.fee for tx in block.transfers)
+    """Sum of the fees of the block's signed transactions, exact (the caller checks it against ``2^64 - 1``)."""
+    return sum(tx.body.fee for tx in block.signed)
 
 
 def validate_block(
@@ -129,9 +131,9 @@ def validate_block(
         raise BadCoinbase(f"expected amount <= subsidy + fees = {allowed}, found {coinbase.amount}")
     if check_certificate:
         (certificate_check or validate_certificate)(block, expected_target)
-    for index, tx in enumerate(block.transfers, start=1):
+    for index, tx in enumerate(block.signed, start=1):
         try:
-            validate_tx(tx, params.chain_id, params.max_memo, params.min_fee_per_byte)
+            validate_tx(tx, params)
         except InvalidTx as e:
             raise BlockTxInvalid(index, e) from e
 
@@ -145,13 +147,13 @@ def check_limits(block: Block, size: int, params: NetworkParams) -> None:
 
 
 def check_body_shape(block: Block) -> None:
-    """A certificate, a coinbase first and only signed transfers after it."""
+    """A certificate, a coinbase first and only signed transactions after it."""
     if block.certificate is None:
         raise BadCertificate("expected a certificate, found none", "missing")
     if not block.transactions or not isinstance(block.transactions[0], Coinbase):
         raise BadCoinbase("expected a coinbase as the first transaction")
     if any(not isinstance(tx, Tx) for tx in block.transactions[1:]):
-        raise BadCoinbase("expected only signed transfers after the coinbase")
+        raise BadCoinbase("expected only signed transactions after the coinbase")
 
 
 def check_tx_root(block: Block) -> None:

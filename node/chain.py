@@ -86,7 +86,7 @@ from consensus.genesis import ZERO_ID, make_genesis_block
 from consensus.networks import NetworkParams
 from consensus.state import apply_block
 from consensus.tx import compute_tx_id
-from consensus.types import Account, Block, Header
+from consensus.types import Account, Block, Header, JobRecord
 from consensus.validation import (
     MEDIAN_TIME_SPAN,
     ParentInfo,
@@ -101,7 +101,7 @@ from consensus.validation import (
 from pouw.constants import PROTOCOL_VERSION
 from pouw.header import compute_work
 
-from . import schema
+from . import addrindex, schema
 from .chaincheck import ChainReport, verify_store
 from .errors import BlockStateInvalid, StorageError, WrongDatabaseError
 from .held import HeldBlocks
@@ -309,6 +309,19 @@ class ChainService:
         """The account of ``address`` at the tip (zero balance and nonce if untouched)."""
         return self._view.get_account(address) or Account()
 
+    def get_job_record(self, offer_id: bytes) -> JobRecord | None:
+        """The live job record of ``offer_id`` at the tip (``None``: never offered on this chain, or final)."""
+        return self._view.get_job_record(offer_id)
+
+    def job_records(self, limit: int) -> list[tuple[bytes, JobRecord]]:
+        """Up to ``limit`` live job records at the tip, in offer-id order."""
+        out: list[tuple[bytes, JobRecord]] = []
+        for key, raw in self._store.iterate(schema.OFFER):
+            out.append((key[1:], schema.decode_record(raw)))
+            if len(out) >= limit:
+                break
+        return out
+
     def get_parent_info(self, block_id: bytes) -> ParentInfo:
         """What a child of stored block ``block_id`` is validated against (and built on)."""
         entry = self._index[block_id]
@@ -488,7 +501,9 @@ class ChainService:
         else:
             meta = schema.decode_meta(raw_meta)
             if meta.schema != schema.SCHEMA_VERSION:
-                raise WrongDatabaseError(f"database schema {meta.schema}, this node reads {schema.SCHEMA_VERSION}")
+                raise WrongDatabaseError(
+                    f"database schema {meta.schema}, this node reads {schema.SCHEMA_VERSION}: remove the data "
+                    f"directory's chain database (or the whole data directory) and start again to resync")
             if meta.network != self.params.name or meta.genesis_id != self.genesis_id:
                 raise WrongDatabaseError(
                     f"database holds network {meta.network!r} with genesis {meta.genesis_id.hex()}, "
@@ -674,7 +689,7 @@ class ChainService:
     def _plan_connect(self, entry: IndexEntry, block: Block, planned: PlannedView, *,
                       store_block: bool) -> tuple[IndexEntry, WriteBatch]:
         """The write batch that connects ``block`` on top of ``planned`` (updated); raises ``InvalidBlock``."""
-        change = apply_block(planned, block)
+        change = apply_block(planned, block, self.params)
         connected = replace(entry, status=STATUS_VALID)
         batch = WriteBatch()
         if store_block:
@@ -684,9 +699,16 @@ class ChainService:
         for address, account in change.accounts:
             batch.put(schema.account_key(address), schema.encode_account(account))
             planned.set(address, account)
+        for offer_id, record in change.records:
+            if record is None:
+                batch.delete(schema.offer_key(offer_id))
+            else:
+                batch.put(schema.offer_key(offer_id), schema.encode_record(record))
+            planned.set_record(offer_id, record)
         batch.put(schema.undo_key(entry.block_id), schema.encode_undo(change.undo))
         for tx in block.transactions:
             batch.put(schema.tx_key(compute_tx_id(tx)), entry.block_id)
+        batch.ops.extend(addrindex.connect_ops(self._store, planned, block))  # same batch: index = chain
         batch.put(schema.main_key(entry.height), entry.block_id)
         batch.put(schema.TIP_KEY, entry.block_id)
         return connected, batch
@@ -703,9 +725,17 @@ class ChainService:
                 batch.delete(schema.account_key(address))
             else:
                 batch.put(schema.account_key(address), schema.encode_account(prior))
+        for offer_id, prior_record in undo.records:
+            planned.set_record(offer_id, prior_record)
+            if prior_record is None:
+                batch.delete(schema.offer_key(offer_id))
+            else:
+                batch.put(schema.offer_key(offer_id), schema.encode_record(prior_record))
         batch.delete(schema.undo_key(entry.block_id))
-        for tx in self._load_block(entry.block_id).transactions:
+        block = self._load_block(entry.block_id)
+        for tx in block.transactions:
             batch.delete(schema.tx_key(compute_tx_id(tx)))
+        batch.ops.extend(addrindex.disconnect_ops(self._store, planned, block))
         batch.delete(schema.main_key(entry.height))
         batch.put(schema.TIP_KEY, entry.parent)
         return batch

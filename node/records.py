@@ -14,8 +14,8 @@ from typing import TypeVar
 
 from consensus.codec import decode_block_body, decode_certificate, decode_header
 from consensus.errors import DecodeError
-from consensus.state import AccountView
-from consensus.types import Account, Block
+from consensus.state import StateView
+from consensus.types import Account, Block, JobRecord
 
 from . import schema
 from .errors import StorageError
@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 class StoreView:
-    """``AccountView`` reading accounts from a store or a snapshot of one."""
+    """``StateView`` reading accounts and job records from a store or a snapshot of one."""
 
     def __init__(self, store: KeyValueReader) -> None:
         self.store = store
@@ -34,31 +34,48 @@ class StoreView:
         raw = self.store.get(schema.account_key(address))
         return None if raw is None else schema.decode_account(raw)
 
+    def get_job_record(self, offer_id: bytes) -> JobRecord | None:
+        raw = self.store.get(schema.offer_key(offer_id))
+        return None if raw is None else schema.decode_record(raw)
+
 
 class PlannedView:
-    """``AccountView`` of planned (not yet written) changes on top of another view."""
+    """``StateView`` of planned (not yet written) changes on top of another view."""
 
-    def __init__(self, base: AccountView) -> None:
+    def __init__(self, base: StateView) -> None:
         self.base = base
         self.changes: dict[bytes, Account | None] = {}
+        self.record_changes: dict[bytes, JobRecord | None] = {}
 
     def get_account(self, address: bytes) -> Account | None:
         if address in self.changes:
             return self.changes[address]
         return self.base.get_account(address)
 
+    def get_job_record(self, offer_id: bytes) -> JobRecord | None:
+        if offer_id in self.record_changes:
+            return self.record_changes[offer_id]
+        return self.base.get_job_record(offer_id)
+
     def set(self, address: bytes, account: Account | None) -> None:
         self.changes[address] = account
 
+    def set_record(self, offer_id: bytes, record: JobRecord | None) -> None:
+        self.record_changes[offer_id] = record
+
 
 class DictView:
-    """``AccountView`` over a plain dict (genesis, replays)."""
+    """``StateView`` over plain dicts (genesis, replays)."""
 
-    def __init__(self, accounts: dict[bytes, Account]) -> None:
+    def __init__(self, accounts: dict[bytes, Account], records: dict[bytes, JobRecord] | None = None) -> None:
         self.accounts = accounts
+        self.records = records if records is not None else {}
 
     def get_account(self, address: bytes) -> Account | None:
         return self.accounts.get(address)
+
+    def get_job_record(self, offer_id: bytes) -> JobRecord | None:
+        return self.records.get(offer_id)
 
 
 def decode_stored(decoder: Callable[..., T], *args: object) -> T:

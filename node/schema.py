@@ -10,10 +10,13 @@ Keys start with one ASCII byte naming the record kind:
 | ``I`` + block id         | block index record (below)                                    |
 | ``U`` + block id         | undo record of a block on the main chain (below)              |
 | ``A`` + address (20)     | account: ``u64 balance || u64 nonce``                         |
+| ``O`` + offer id (32)    | live job record of section 11 (221 bytes, below)              |
 | ``M`` + u64be(height)    | id of the main-chain block at that height                     |
 | ``T``                    | id of the main-chain tip                                      |
 | ``X`` + tx id            | id of the main-chain block that carries the transaction       |
 | ``J`` + job id           | a MatMul job record, JSON (jobs database, ``node.jobs``)      |
+| ``N`` + address (20)     | address index: u64 count of the address's entries (below)     |
+| ``R`` + address + u64be(seq) | address index entry number ``seq`` (0 = oldest; below)    |
 | ``V``                    | meta: ``u32 schema || u8 len || network name || genesis id``  |
 
 Block index record (153 bytes): ``u64 height || parent 32 || u64 time ||
@@ -22,8 +25,20 @@ target 32 (LE) || chain_work 64 (LE) || u8 status || u64 seq``. ``time`` and
 difficulty need only the index; ``seq`` is the arrival order (fork-choice
 ties keep the block seen first).
 
-Undo record: ``u32 count || (address 20 || u8 present || [u64 balance || u64 nonce])*``;
-``present = 0`` means the address had no account before the block.
+Undo record: ``u32 count || (address 20 || u8 present || [u64 balance || u64 nonce])*``,
+then (when the block touched job records) ``u32 count || (offer id 32 || u8 present ||
+[record 221])*``; ``present = 0`` means the address had no account (the record did not
+exist) before the block. An undo record without the second part (written before the job
+market) restores no records.
+
+Job record (221 bytes): ``u8 status || client 20 || job_id 32 || u32 m || u32 k || u32 n ||
+root_A 32 || root_B 32 || u64 reward || u64 deposit || u64 bond || u64 deadline ||
+claimant 20 || root_C 32 || u64 claim_height``.
+
+Address index (``node.addrindex``): one entry per main-chain transaction above
+genesis and address it touches (sender, recipient, coinbase recipient), 49
+bytes: ``u64 height || u32 position in the block || u32 offset of its length
+prefix in the block body || u8 role (1 sender, 2 recipient, 3 both) || tx id``.
 
 Heights in ``M`` keys are big-endian so that LevelDB's key order is height order.
 """
@@ -34,11 +49,13 @@ import struct
 from dataclasses import dataclass
 
 from consensus.state import BlockUndo
-from consensus.types import ADDRESS_SIZE, Account
+from consensus.types import ADDRESS_SIZE, Account, JobRecord
 
 from .errors import StorageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: job records (``O``), their undo data and the address index (``N``, ``R``). A version-1 database
+lacks them for the blocks it holds, so this node refuses it (resync from peers instead)."""
 
 HEADER = b"H"
 CERTIFICATE = b"C"
@@ -46,11 +63,16 @@ BODY = b"B"
 INDEX = b"I"
 UNDO = b"U"
 ACCOUNT = b"A"
+OFFER = b"O"
 MAIN = b"M"
 TIP_KEY = b"T"
 TX = b"X"
 JOB = b"J"
 META_KEY = b"V"
+ADDR_COUNT = b"N"
+"""Address index: how many entries an address has (``node.addrindex``; blocks above genesis)."""
+ADDR_TX = b"R"
+"""Address index: one entry per (main-chain transaction, address it touches), oldest first by ``seq``."""
 
 STATUS_STORED = 1
 """Block data stored, header and transfers checked; account state not yet checked (side branch)."""
@@ -59,6 +81,9 @@ STATUS_VALID = 2
 
 _INDEX = struct.Struct("<Q32sQ32s64sBQ")
 _ACCOUNT = struct.Struct("<QQ")
+_RECORD = struct.Struct("<B20s32sIII32s32sQQQQ20s32sQ")
+RECORD_SIZE = _RECORD.size
+assert RECORD_SIZE == 221
 _U32 = struct.Struct("<I")
 _HEIGHT = struct.Struct(">Q")
 
@@ -69,6 +94,16 @@ def tx_key(tx_id: bytes) -> bytes:
 
 def job_key(job_id: bytes) -> bytes:
     return JOB + job_id
+
+
+def addr_count_key(address: bytes) -> bytes:
+    """Key of an address's entry count in the address index."""
+    return ADDR_COUNT + address
+
+
+def addr_tx_key(address: bytes, seq: int) -> bytes:
+    """Key of entry ``seq`` (0 = oldest) of an address in the address index; big-endian so key order is seq order."""
+    return ADDR_TX + address + _HEIGHT.pack(seq)
 
 
 def header_key(block_id: bytes) -> bytes:
@@ -101,6 +136,26 @@ def account_key(address: bytes) -> bytes:
     if len(address) != ADDRESS_SIZE:
         raise ValueError(f"an address is {ADDRESS_SIZE} bytes, found {len(address)}")
     return ACCOUNT + address
+
+
+def offer_key(offer_id: bytes) -> bytes:
+    """Key of a live job record."""
+    if len(offer_id) != 32:
+        raise ValueError(f"an offer id is 32 bytes, found {len(offer_id)}")
+    return OFFER + offer_id
+
+
+def encode_record(r: JobRecord) -> bytes:
+    """The 221-byte job record."""
+    return _RECORD.pack(r.status, r.client, r.job_id, r.m, r.k, r.n, r.root_a, r.root_b, r.reward, r.deposit,
+                        r.bond, r.deadline, r.claimant, r.root_c, r.claim_height)
+
+
+def decode_record(data: bytes) -> JobRecord:
+    """Parse a job record; ``StorageError`` if malformed."""
+    if len(data) != _RECORD.size:
+        raise StorageError(f"job record is {len(data)} bytes, expected {_RECORD.size}")
+    return JobRecord(*_RECORD.unpack(data))
 
 
 def main_key(height: int) -> bytes:
@@ -168,6 +223,10 @@ def encode_undo(undo: BlockUndo) -> bytes:
             parts.append(address + b"\x00")
         else:
             parts.append(address + b"\x01" + encode_account(prior))
+    if undo.records:
+        parts.append(_U32.pack(len(undo.records)))
+        for offer_id, record in undo.records:
+            parts.append(offer_id + (b"\x00" if record is None else b"\x01" + encode_record(record)))
     return b"".join(parts)
 
 
@@ -180,17 +239,34 @@ def decode_undo(data: bytes) -> BlockUndo:
         for _ in range(count):
             address = data[pos : pos + ADDRESS_SIZE]
             present = data[pos + ADDRESS_SIZE]
+            if present > 1:
+                raise StorageError(f"undo record marks an account with {present}, expected 0 or 1")
             pos += ADDRESS_SIZE + 1
             if present:
                 entries.append((address, decode_account(data[pos : pos + _ACCOUNT.size])))
                 pos += _ACCOUNT.size
             else:
                 entries.append((address, None))
+        records: list[tuple[bytes, JobRecord | None]] = []
+        if pos < len(data):
+            (count,) = _U32.unpack_from(data, pos)
+            pos += 4
+            for _ in range(count):
+                offer_id = data[pos : pos + 32]
+                present = data[pos + 32]
+                if present > 1:
+                    raise StorageError(f"undo record marks a job record with {present}, expected 0 or 1")
+                pos += 33
+                if present:
+                    records.append((offer_id, decode_record(data[pos : pos + _RECORD.size])))
+                    pos += _RECORD.size
+                else:
+                    records.append((offer_id, None))
     except (struct.error, IndexError) as e:
         raise StorageError("undo record is truncated") from e
     if pos != len(data):
         raise StorageError(f"undo record has {len(data) - pos} trailing bytes")
-    return BlockUndo(tuple(entries))
+    return BlockUndo(tuple(entries), tuple(records))
 
 
 @dataclass(frozen=True)

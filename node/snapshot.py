@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consensus.types import Account
+from consensus.types import Account, JobRecord
 
 from . import schema
 from .chain import ChainService
@@ -47,6 +47,11 @@ class ChainSnapshot:
         """The account of ``address`` at this tip (zero balance and nonce if untouched)."""
         raw = self.state.get(schema.account_key(address))
         return Account() if raw is None else schema.decode_account(raw)
+
+    def get_job_record(self, offer_id: bytes) -> JobRecord | None:
+        """The live job record of ``offer_id`` at this tip (``None``: never offered here, or final)."""
+        raw = self.state.get(schema.offer_key(offer_id))
+        return None if raw is None else schema.decode_record(raw)
 
 
 def take_snapshot(chain: ChainService) -> ChainSnapshot:

@@ -41,7 +41,7 @@ def test_transfer_vector():
     assert compute_sighash(tx.body).hex() == "4a01e2dd2c402cfbad8bda0cc7e3e2bd5cf32b4d0b462e83b51b297ff6be9fe7"
     assert compute_tx_id(tx) == HK(K("tx"), raw)
     assert compute_tx_id(tx).hex() == "af482ef1e9d30370c04003ccb869a1ac62e408ed9e0d4642b9d67143edbdfc48"
-    validate_tx(tx, 1337, DEVNET.max_memo, DEVNET.min_fee_per_byte)  # a valid transfer, minimum fee included
+    validate_tx(tx, DEVNET)  # a valid transfer, minimum fee included
 
 
 def test_address_vector():

@@ -105,7 +105,7 @@ def victim_accounts():
 
 
 def test_mempool_refuses_the_forgery():
-    mempool = Mempool(PARAMS.chain_id, PARAMS.max_memo, victim_accounts())
+    mempool = Mempool(PARAMS, victim_accounts())
     for admit in (mempool.add, mempool.add_or_hold):
         with pytest.raises(errors.BadSignature):
             admit(forged_spend())
@@ -120,7 +120,7 @@ async def test_intake_refuses_the_forgery_and_announces_nothing():
     events = Events()
     admitted: list[TxAdmitted] = []
     events.subscribe(TxAdmitted, admitted.append)
-    intake = TxIntake(Mempool(PARAMS.chain_id, PARAMS.max_memo, victim_accounts()), events)
+    intake = TxIntake(Mempool(PARAMS, victim_accounts()), events)
     for source in ("rpc", "gossip"):
         with pytest.raises(errors.BadSignature):
             await intake.submit(forged_spend(), source)

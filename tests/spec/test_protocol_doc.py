@@ -28,6 +28,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "protocol.md"
 VECTORS_JSON = json.loads((Path(__file__).parent / "vectors.json").read_text())
+JOB_VECTORS_JSON = json.loads((Path(__file__).parent / "job_vectors.json").read_text())
 
 CONSTANT_MODULES = sorted(
     str(p.relative_to(ROOT)) for d in ("pouw", "consensus") for p in (ROOT / d).glob("*.py")
@@ -124,6 +125,14 @@ def fixed() -> dict:
 
 
 @functools.cache
+def job_fixed() -> dict:
+    """The job market's fixed vectors, recomputed by the code (``tests/spec/job_vectors.py``)."""
+    from tests.spec.job_vectors import compute_job_vectors
+
+    return compute_job_vectors()
+
+
+@functools.cache
 def chain_objects():
     from consensus.keys import keypair_from_private
     from consensus.tx import make_transfer
@@ -187,7 +196,7 @@ def _code_vectors() -> dict:
     out = {
         f'K("{n}")': functools.partial(_k, n)
         for n in ("leaf-A", "leaf-B", "node", "block", "job", "seed-B", "seed-A", "job-id", "freivalds",
-                  "sighash", "tx", "tx-node", "address")
+                  "sighash", "tx", "tx-node", "address", "leaf-C", "offer")
     }
     out.update({
         'H("")': lambda: H(b"").hex(),
@@ -242,10 +251,21 @@ def _code_vectors() -> dict:
         "genesis block size (testnet)": lambda: str(len(encode_block(_genesis("testnet")))),
         "first allocation address text (devnet)": lambda: encode_address(DEVNET.allocations[0].address, DEVNET.hrp),
     })
+    out.update({name: functools.partial(lambda key: str(job_fixed()[key]), key)
+                for name, key in JOB_DOC_VECTORS.items()})
     for network in ("devnet", "regtest", "testnet", "mainnet"):
         out[f"genesis id ({network})"] = functools.partial(lambda n: _genesis(n).header.block_id.hex(), network)
     return out
 
+
+JOB_DOC_VECTORS = {
+    "leafC(1, 2) (fixed tile)": "leaf_c", "root_A (job fixture)": "root_a", "root_B (job fixture)": "root_b",
+    "job id (job fixture)": "job_id", "root_C (job fixture)": "root_c", "offer id (job fixture)": "offer_id",
+    "offer bytes (job fixture)": "offer_tx", "claim bytes (job fixture)": "claim_tx",
+    "accept bytes (job fixture)": "accept_tx", "fraud length (job fixture)": "fraud_size",
+    "H(fraud bytes) (job fixture)": "fraud_tx_blake3", "fraud id (job fixture)": "fraud_tx_id",
+}
+"""Doc vectors of section 11 and the key of ``tests/spec/job_vectors.json`` that also holds each."""
 
 CODE_VECTORS = _code_vectors()
 
@@ -287,6 +307,16 @@ def test_doc_vector_equals_code(name):
 @pytest.mark.parametrize("name", sorted(JSON_VECTORS))
 def test_doc_vector_equals_vectors_json(name):
     assert DOC_VECTORS.get(name) == _json_value(JSON_VECTORS[name])
+
+
+@pytest.mark.parametrize("name", sorted(JOB_DOC_VECTORS))
+def test_job_doc_vector_equals_job_vectors_json(name):
+    assert DOC_VECTORS.get(name) == str(JOB_VECTORS_JSON[JOB_DOC_VECTORS[name]])
+
+
+def test_domain_key_vectors_equal_job_vectors_json():
+    assert DOC_VECTORS['K("leaf-C")'] == JOB_VECTORS_JSON["K_leaf_C"]
+    assert DOC_VECTORS['K("offer")'] == JOB_VECTORS_JSON["K_offer"]
 
 
 def test_doc_keeps_every_vector():
@@ -433,6 +463,16 @@ def test_transfer_layout_table():
     _check_layout("txbody", raw, TX_FIXED_SIZE, lambda f: len(body.memo) if f == "memo_len" else getattr(body, f))
 
 
+def test_job_tx_layout_tables():
+    from consensus.codec import JOB_FIXED_SIZE, OFFER_PAYLOAD_SIZE, decode_tx
+
+    raw = bytes.fromhex(DOC_VECTORS["offer bytes (job fixture)"])
+    body = decode_tx(raw).body
+    _check_layout("jobtxbody", raw, JOB_FIXED_SIZE, lambda f: getattr(body, f))
+    _check_layout("offer", raw[JOB_FIXED_SIZE:], OFFER_PAYLOAD_SIZE, lambda f: getattr(body.payload, f))
+    assert len(raw) == JOB_FIXED_SIZE + OFFER_PAYLOAD_SIZE + 64
+
+
 def test_coinbase_layout_table():
     from consensus.codec import COINBASE_SIZE, decode_coinbase
 
@@ -453,24 +493,33 @@ def _revision_2_gaps() -> str:
 
 def test_revision_2_gaps_are_still_gaps():
     """The document lists revision-2 rules as not implemented; when one lands, the document must change."""
-    from consensus.networks import NetworkParams
+    from consensus.networks import DEVNET
 
     assert REVISION_2_HEADING in DOC
-    fields = {f.name for f in dataclasses.fields(NetworkParams)}
-    landed = fields & {"bond_bp", "deposit_bp", "fraud_fee_mult", "max_job_lifetime"}
-    assert not landed, f"job-market parameters {sorted(landed)} exist now: update {DOC_PATH.name}"
+    assert "**Preset bound.**" in _revision_2_gaps()
+    try:  # a preset breaking sum(allocations) + 2 * initial_subsidy * halving_interval < 2^64
+        dataclasses.replace(DEVNET, initial_subsidy=1 << 62, halving_interval=4)
+    except ValueError:
+        pytest.fail(f"presets are checked against the revision-2 bound now: update {DOC_PATH.name}")
 
 
 def test_landed_revision_2_rules_are_not_listed_as_gaps():
-    """ASERT, the time rules, launch genesis times, the minimum fee, the kind byte and exact sums are in the code."""
+    """ASERT, the time rules, launch genesis times, the minimum fee, the kind byte, exact sums and the job market."""
     from consensus import errors
+    from consensus.codec import decode_tx
     from consensus.networks import NetworkParams
 
     fields = {f.name for f in dataclasses.fields(NetworkParams)}
     assert {"halflife", "max_future", "min_fee_per_byte"} <= fields and "wtema_n" not in fields
-    assert hasattr(errors, "FeeTooLow") and hasattr(errors, "TxKindNotYet")
+    job_fields = {"job_window", "bond_bp", "deposit_bp", "fraud_fee_mult", "max_job_lifetime", "max_job_mn",
+                  "max_job_k"}
+    assert job_fields <= fields
+    assert hasattr(errors, "FeeTooLow") and not hasattr(errors, "TxKindNotYet")
+    assert decode_tx(bytes.fromhex(DOC_VECTORS["claim bytes (job fixture)"])).body.kind == 3  # kinds 2-8 decode
     gaps = _revision_2_gaps()
-    for item in ("**ASERT", "**Minimum fee", "**Transaction kind", "**Genesis time", "**Time rules"):
+    assert "tx-kind-not-yet" not in DOC, f"{DOC_PATH.name} still describes kinds 2 to 8 as refused"
+    for item in ("**ASERT", "**Minimum fee", "**Transaction kind", "**Genesis time", "**Time rules",
+                 "**The job market"):
         assert item not in gaps, f"{item.strip('*')} landed: remove it from the revision-2 section of {DOC_PATH.name}"
     assert "WTEMA" not in DOC.split(REVISION_2_HEADING, 1)[0], f"{DOC_PATH.name} still describes the WTEMA"
 

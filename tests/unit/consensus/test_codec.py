@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consensus import codec
-from consensus.errors import BadTxKind, DecodeError, TxKindNotYet
+from consensus.errors import BadTxKind, DecodeError
 from consensus.genesis import make_genesis_block
 from consensus.networks import DEVNET, MAINNET
 from consensus.types import Block, Certificate, Coinbase, Header, HeaderPre, Tx, TxBody
@@ -144,15 +144,15 @@ def test_decoder_rejects_huge_tx_count_without_looping():
 
 
 @given(u(8), st.binary(max_size=300))
-def test_tx_decoder_decodes_only_kind_1(kind, rest):
+def test_tx_decoder_decodes_only_kinds_1_to_8(kind, rest):
     raw = bytes([kind]) + rest
-    if kind == 1:
+    if 1 <= kind <= 8:
         try:
             codec.decode_tx(raw)
         except DecodeError as e:
-            assert not isinstance(e, (BadTxKind, TxKindNotYet))
+            assert not isinstance(e, BadTxKind)
         return
-    with pytest.raises(TxKindNotYet if 2 <= kind <= 8 else BadTxKind):
+    with pytest.raises(BadTxKind):
         codec.decode_tx(raw)
 
 

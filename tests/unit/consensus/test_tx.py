@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from consensus.errors import AmountOverflow, BadSignature, BadTxKind, FeeTooLow, MemoTooLong, TxKindNotYet, WrongChainId
+from consensus.errors import AmountOverflow, BadSignature, BadTxKind, FeeTooLow, MemoTooLong, WrongChainId
 from consensus.keys import devnet_keypairs
+from consensus.networks import DEVNET
 from consensus.tx import compute_sighash, compute_tx_id, get_sender, make_transfer, sign_tx, validate_tx
 from consensus.types import Tx
 
@@ -18,7 +19,7 @@ FEE = 500
 
 
 def validate(tx, max_memo=256, min_fee_per_byte=1):
-    validate_tx(tx, CHAIN, max_memo, min_fee_per_byte)
+    validate_tx(tx, replace(DEVNET, chain_id=CHAIN, max_memo=max_memo, min_fee_per_byte=min_fee_per_byte))
 
 
 def transfer(**changes):
@@ -57,8 +58,8 @@ def test_garbage_public_key_is_a_bad_signature_not_a_crash():
 @pytest.mark.parametrize("changes,error", [
     ({"kind": 0}, BadTxKind),
     ({"kind": 9}, BadTxKind),
-    ({"kind": 2}, TxKindNotYet),
-    ({"kind": 8}, TxKindNotYet),
+    ({"kind": 2}, BadTxKind),  # a transfer's layout with a job kind
+    ({"kind": 8}, BadTxKind),
     ({"chain_id": 1}, WrongChainId),
     ({"memo": bytes(257)}, MemoTooLong),
     ({"amount": (1 << 64) - FEE, "fee": FEE}, AmountOverflow),

@@ -3,12 +3,14 @@
 import asyncio
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from consensus.codec import encode_tx
 from consensus.errors import BadNonce, BadSignature, FeeTooLow, InsufficientBalance, WrongChainId
 from consensus.keys import devnet_keypairs
+from consensus.networks import DEVNET
 from consensus.tx import compute_tx_id, make_transfer
 from consensus.types import Account, Tx
 from node.mempool import MAX_PER_SENDER, Mempool, MempoolError
@@ -38,8 +40,8 @@ def state():
     return Accounts({k.address: Account(1_000_000 * U, 0) for k in KEYS})
 
 
-def pool(state, **kw):
-    return Mempool(CHAIN, 256, state.get_account, **kw)
+def pool(state, min_fee_per_byte=1, **kw):
+    return Mempool(replace(DEVNET, min_fee_per_byte=min_fee_per_byte), state.get_account, **kw)
 
 
 def tx(key, nonce, fee=10, amount=100, chain=CHAIN, memo=b"", to=TO):
@@ -137,7 +139,7 @@ def test_running_totals_follow_every_change(state):
     mp.add(tx(KEYS[0], 1, fee=25, amount=5))  # replacement
     assert mp.pending_cost(a) == 140 * U
     state[a] = Account(300 * U, 0)  # the balance check uses the total, not a re-sum
-    with pytest.raises(InsufficientBalance, match=r"pending transfers \(140000\)"):
+    with pytest.raises(InsufficientBalance, match=r"pending transactions \(140000\)"):
         mp.add(tx(KEYS[0], 2, fee=10, amount=151))
     mp.add(tx(KEYS[0], 2, fee=10, amount=150))
     assert mp.pending_cost(a) == 300 * U

@@ -60,7 +60,7 @@ async def adapter(tmp_path):
     store = MemoryStore()
     chain = ChainService(store, P, clock=lambda: NOW)
     handle = await asyncio.get_running_loop().run_in_executor(chain_exec, ChainHandle, chain, chain_exec, events)
-    mempool = Mempool(P.chain_id, P.max_memo, lambda a: handle.snapshot.get_account(a), clock=lambda: time.time())
+    mempool = Mempool(P, lambda a: handle.snapshot.get_account(a), clock=lambda: time.time())
     blobs = BlobStore(tmp_path / "blobs")
     jobs = JobService(MemoryStore(), blobs)
     admitted: list[TxAdmitted] = []
@@ -209,7 +209,7 @@ async def miner_net(tmp_path, monkeypatch):
     work = ThreadPoolExecutor(2, thread_name_prefix="pouw-work")
     chain = ChainService(MemoryStore(), P, clock=lambda: NOW)
     handle = await asyncio.get_running_loop().run_in_executor(chain_exec, ChainHandle, chain, chain_exec, events)
-    mempool = Mempool(P.chain_id, P.max_memo, lambda a: handle.snapshot.get_account(a))
+    mempool = Mempool(P, lambda a: handle.snapshot.get_account(a))
     blobs = BlobStore(tmp_path / "blobs", quota_bytes=1 << 20, evict_min_age=0)
     jobs = JobService(MemoryStore(), blobs)
     net = NetAdapter(handle, TxIntake(mempool, events), blobs, jobs, work=work, is_mining=lambda: True)
