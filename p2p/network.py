@@ -107,6 +107,11 @@ MAX_TX_BACKLOG = 50_000
 fit is dropped (no charge)."""
 MAX_TX_BACKLOG_PER_PEER = 10_000
 """Of those, the most from one peer."""
+MAX_TX_BACKLOG_BYTES = 64 * 1024 * 1024
+"""Bytes of the waiting transactions, from all peers: a fraud proof is up to ~530 KB, so the count alone
+would let the queue hold gigabytes."""
+MAX_TX_BACKLOG_BYTES_PER_PEER = 16 * 1024 * 1024
+"""Of those, the most from one peer."""
 ORPHAN_POOL = "orphan-pool"
 """The ``peer`` named to ``ChainAccess.submit_block`` for a held orphan submitted once its parent arrived."""
 
@@ -164,6 +169,7 @@ class PeerNetwork:
         self._tx_backlog: deque[tuple[str, list[bytes]]] = deque()
         """Gossiped transaction batches waiting for admission, with the peer that sent each."""
         self._tx_backlog_of: Counter[str] = Counter()
+        self._tx_backlog_bytes_of: Counter[str] = Counter()
         self._tx_backlog_ready = asyncio.Event()
         self._checking: Counter[str] = Counter()
         """Orphans being fetched or checked now, by the peer that sent them."""
@@ -648,8 +654,9 @@ class PeerNetwork:
         validators at once for all topics together: a validator that waited for admission would
         hold blocks and job announcements behind transfers (blocks took seconds to propagate under
         a burst of transfers). So the validator only decodes; the batch waits in a bounded queue
-        (``MAX_TX_BACKLOG`` transfers, ``MAX_TX_BACKLOG_PER_PEER`` of one peer; a batch beyond that
-        is dropped, at no charge: an overloaded node, not a faulty peer), and the transfers it
+        (``MAX_TX_BACKLOG`` transactions, ``MAX_TX_BACKLOG_PER_PEER`` of one peer, and at most
+        ``MAX_TX_BACKLOG_BYTES`` / ``MAX_TX_BACKLOG_BYTES_PER_PEER`` bytes; a batch beyond that
+        is dropped, at no charge: an overloaded node, not a faulty peer), and the transactions it
         admits are announced again in this node's own batches.
         """
         self._count_gossip(self.stats.gossip_received, self.ids.txs)
@@ -660,12 +667,18 @@ class PeerNetwork:
             return Verdict.REJECT
         self.stats.txs_received += len(txs)
         waiting = sum(self._tx_backlog_of.values())
-        if waiting + len(txs) > MAX_TX_BACKLOG or self._tx_backlog_of[peer] + len(txs) > MAX_TX_BACKLOG_PER_PEER:
+        size = sum(len(t) for t in txs)
+        waiting_bytes = sum(self._tx_backlog_bytes_of.values())
+        if (waiting + len(txs) > MAX_TX_BACKLOG or self._tx_backlog_of[peer] + len(txs) > MAX_TX_BACKLOG_PER_PEER
+                or waiting_bytes + size > MAX_TX_BACKLOG_BYTES
+                or self._tx_backlog_bytes_of[peer] + size > MAX_TX_BACKLOG_BYTES_PER_PEER):
             self.stats.tx_batches_dropped += 1
-            log.info("tx batch of %d from %s dropped: %d transfers wait for admission", len(txs), peer, waiting)
+            log.info("tx batch of %d (%d bytes) from %s dropped: %d transactions (%d bytes) wait for admission",
+                     len(txs), size, peer, waiting, waiting_bytes)
             return Verdict.IGNORE
         self._tx_backlog.append((peer, txs))
         self._tx_backlog_of[peer] += len(txs)
+        self._tx_backlog_bytes_of[peer] += size
         self._tx_backlog_ready.set()
         return Verdict.IGNORE
 
@@ -677,8 +690,10 @@ class PeerNetwork:
             while self._tx_backlog:
                 peer, txs = self._tx_backlog.popleft()
                 self._tx_backlog_of[peer] -= len(txs)
+                self._tx_backlog_bytes_of[peer] -= sum(len(t) for t in txs)
                 if self._tx_backlog_of[peer] <= 0:
                     del self._tx_backlog_of[peer]
+                    del self._tx_backlog_bytes_of[peer]
                 if not self.scoring.is_banned(peer):
                     await self._admit_tx_batch(peer, txs)
 

@@ -139,3 +139,35 @@ async def test_transfer_batches_wait_in_a_bounded_queue_not_in_a_validator(monke
     assert not net._tx_backlog and chain.batches == [2] * 6 and net.stats.txs_accepted == 12
     await net._on_tx_gossip("e", batch)  # room again
     assert len(net._tx_backlog) == 1
+
+
+async def test_the_transaction_queue_is_bounded_in_bytes_too(monkeypatch):
+    """Fraud proofs are up to ~530 KB: a count bound alone would let one peer queue gigabytes."""
+    from consensus.keys import devnet_keypairs
+    from consensus.tx import make_transfer
+    from p2p import network
+    from p2p.protocol import encode_tx_batch
+
+    key = devnet_keypairs(1)[0]
+    batch = encode_tx_batch([encode_tx(make_transfer(key, P.chain_id, n, bytes(20), 1, 1000)) for n in range(2)])
+    per_batch = 2 * len(encode_tx(make_transfer(key, P.chain_id, 0, bytes(20), 1, 1000)))
+    monkeypatch.setattr(network, "MAX_TX_BACKLOG_BYTES", 5 * per_batch)
+    monkeypatch.setattr(network, "MAX_TX_BACKLOG_BYTES_PER_PEER", 3 * per_batch)
+    chain = CountingChain()
+    scoring = ScoreBook()
+    net = PeerNetwork(StubHost(), chain, chain_id=P.chain_id, genesis_id=bytes(32), scoring=scoring)
+    for _ in range(4):
+        await net._on_tx_gossip("a", batch)
+    assert len(net._tx_backlog) == 3 and net.stats.tx_batches_dropped == 1  # "a" holds 3 batches' bytes
+    for _ in range(3):
+        await net._on_tx_gossip("b", batch)
+    assert len(net._tx_backlog) == 5 and net.stats.tx_batches_dropped == 2  # 5 batches' bytes in all
+    assert scoring.score("a") == 0 and scoring.score("b") == 0
+    worker = asyncio.create_task(net._admit_tx_batches())
+    deadline = time.monotonic() + 10
+    while net._tx_backlog and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    worker.cancel()
+    assert not net._tx_backlog and not net._tx_backlog_bytes_of
+    await net._on_tx_gossip("a", batch)  # room again
+    assert len(net._tx_backlog) == 1

@@ -309,6 +309,8 @@ def code_constants() -> dict[str, object]:
         "FREE_DUPLICATE_SECONDS": network.FREE_DUPLICATE_SECONDS,
         "MAX_TX_BACKLOG": network.MAX_TX_BACKLOG,
         "MAX_TX_BACKLOG_PER_PEER": network.MAX_TX_BACKLOG_PER_PEER,
+        "MAX_TX_BACKLOG_BYTES": network.MAX_TX_BACKLOG_BYTES,
+        "MAX_TX_BACKLOG_BYTES_PER_PEER": network.MAX_TX_BACKLOG_BYTES_PER_PEER,
         "BAN_GRACE_SECONDS": net("ban_grace"),
         "MAX_BLOB_BYTES": NodeConfig().max_blob_bytes if pouwd_net.get("max_blob_bytes") == "config.max_blob_bytes"
         else pouwd_net.get("max_blob_bytes"),
