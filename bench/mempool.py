@@ -71,7 +71,7 @@ def transfers(senders: list[KeyPair], per_sender: int) -> list[Tx]:
 
 def admit(txs: list[Tx], *, verified: bool, per_sender: int = 1_000) -> tuple[Mempool, Accounts, float]:
     state = Accounts()
-    mp = Mempool(CHAIN, 256, state.get_account, max_per_sender=per_sender)
+    mp = Mempool(REGTEST, state.get_account, max_per_sender=per_sender)
     start = time.perf_counter()
     for t in txs:
         mp.add(t, verified=verified)

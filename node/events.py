@@ -55,7 +55,7 @@ class BlockAccepted:
 
 @dataclass(frozen=True)
 class TxAdmitted:
-    """The mempool admitted a transfer."""
+    """The mempool admitted a transaction (a transfer or a job transaction)."""
 
     entry: Entry
     source: str

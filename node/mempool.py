@@ -1,4 +1,4 @@
-"""The mempool: transfers waiting for a block.
+"""The mempool: transfers and job transactions waiting for a block.
 
 - Per sender, transfers are kept by nonce and must be contiguous from the
   sender's next nonce on chain: a block can only take them in order.
@@ -47,6 +47,36 @@ the state they were checked against. A tip change:
    blocks touched (their transfers plus the queues of the senders involved,
    at most ``max_per_sender`` each), not to the mempool's size.
 
+Job transactions (section 11) share the sender's nonce sequence and queue with
+transfers; their cost is ``fee + debit`` (an offer's ``reward + deposit``, a
+claim's bond), found at admission and kept in the entry. Besides nonce and
+balance, admission checks the row condition of section 11's table at height
+``tip + 1`` against the tip's records (``get_job_record``): a job transaction
+for an offer that is not on chain yet is refused, not held (an offer's id only
+exists once it is mined). Order, cheapest first: the stateless checks
+(``validate_tx``: fields, fee, one signature), the nonce, the offer's slot
+(below), the job limits, then the row condition (record, status, window,
+sender; for a fraud proof then its three Merkle paths, and only then its
+``256 k_p`` multiply-adds). Rules of the pool beyond consensus:
+
+- One *slot* per offer: at most one pending claim, accept, reject, settle,
+  refund or fraud per offer id (``offer-busy``); only the same sender and nonce
+  with a higher fee replaces the holder (the replacement rule above). Two of
+  them could never both be in one block, and the slot keeps a flood of claims
+  from many senders down to one entry.
+- At most ``max_job_count`` (``MAX_JOB_TXS``) pending job transactions and
+  ``max_job_bytes`` (``MAX_JOB_BYTES``) of them (``job-limit``); a fraud proof
+  can be half a megabyte.
+- Job transactions are never held for a nonce gap (a held fraud proof would
+  cost half a megabyte of memory on a promise).
+
+On a tip change a job transaction is re-checked when its sender is settled and
+either its record changed or the new ``tip + 1`` left the heights its row
+condition held for (a claim's deadline passed, a settle's window opened); one
+that fails leaves, with the sender's later transactions. Finding them is a
+scan of the pending job transactions (at most ``max_job_count`` integer
+comparisons); transfers stay incremental as above.
+
 The event loop stays responsive because settling is sliced: ``on_tip_change``
 is a coroutine that settles dirty senders for at most ``slice_seconds``
 (``TIP_SLICE_SECONDS``) and then yields to the loop (``await asyncio.sleep(0)``)
@@ -68,11 +98,25 @@ import time
 from collections.abc import Callable, Iterable
 
 from consensus.codec import encode_tx
-from consensus.errors import BadNonce, InsufficientBalance, InvalidTx
+from consensus.errors import BadNonce, InsufficientBalance, InvalidTx, JobStateFault
+from consensus.jobmarket import RecordReader, check_job_tx, compute_offer_id
+from consensus.networks import NetworkParams
 from consensus.tx import compute_tx_id, validate_tx
-from consensus.types import Account, Tx
+from consensus.types import (
+    KIND_ACCEPT,
+    KIND_CLAIM,
+    KIND_OFFER,
+    KIND_REFUND,
+    KIND_SETTLE,
+    Account,
+    JobRecord,
+    JobTxBody,
+    OfferPayload,
+    Tx,
+    TxBody,
+)
 
-from .mempoolqueue import Entry, MempoolError, SenderQueue, TipChange, address_of, rate_key
+from .mempoolqueue import Entry, JobInfo, MempoolError, SenderQueue, TipChange, address_of, rate_key
 
 DEFAULT_MAX_COUNT = 50_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -84,6 +128,36 @@ MAX_HELD = 10_000
 """Transfers held for a gap to close, across all senders (oldest dropped first)."""
 TIP_SLICE_SECONDS = 0.005
 """Longest stretch ``on_tip_change`` runs before it yields to the event loop."""
+MAX_JOB_TXS = 10_000
+"""Pending job transactions, all senders together."""
+MAX_JOB_BYTES = 16 * 1024 * 1024
+"""Encoded bytes of the pending job transactions (about 30 fraud proofs at the largest k)."""
+NEVER = 1 << 64
+"""A height no chain reaches: the open end of a row condition's window."""
+
+
+def _no_records(offer_id: bytes) -> JobRecord | None:
+    return None
+
+
+def valid_heights(body: JobTxBody, record: JobRecord | None, params: NetworkParams) -> tuple[int, int]:
+    """The heights at which ``body``'s window condition holds for ``record`` (inclusive; section 11's table)."""
+    kind = body.kind
+    if kind == KIND_OFFER:
+        assert isinstance(body.payload, OfferPayload)
+        deadline = body.payload.deadline
+        return max(0, deadline - params.max_job_lifetime), deadline - 1
+    assert record is not None
+    if kind == KIND_CLAIM:
+        return 0, record.deadline
+    if kind == KIND_REFUND:
+        return record.deadline + 1, NEVER
+    if kind == KIND_ACCEPT:
+        return 0, NEVER
+    end = record.claim_height + params.job_window
+    if kind == KIND_SETTLE:
+        return end + 1, NEVER
+    return 0, end  # reject, fraud
 
 
 _Tail = tuple[int, int, Entry]
@@ -91,17 +165,28 @@ _Tail = tuple[int, int, Entry]
 
 
 class Mempool:
-    """Pending transfers; not thread-safe (the node uses it from its event loop)."""
+    """Pending transactions; not thread-safe (the node uses it from its event loop)."""
 
-    def __init__(self, chain_id: int, max_memo: int, get_account: Callable[[bytes], Account], *,
+    def __init__(self, params: NetworkParams, get_account: Callable[[bytes], Account], *,
+                 get_job_record: RecordReader | None = None, height: int = 0,
                  max_count: int = DEFAULT_MAX_COUNT, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_per_sender: int = MAX_PER_SENDER, slice_seconds: float = TIP_SLICE_SECONDS,
-                 clock: Callable[[], float] | None = None, min_fee_per_byte: int = 1) -> None:
-        self.chain_id = chain_id
-        self.max_memo = max_memo
-        self.min_fee_per_byte = min_fee_per_byte
+                 max_job_count: int = MAX_JOB_TXS, max_job_bytes: int = MAX_JOB_BYTES,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.params = params
         self.get_account = get_account
         """Accounts as of the chain state the pool was last checked against (replaced by tip changes)."""
+        self.get_job_record: RecordReader = get_job_record or _no_records
+        """Live job records of that same state (replaced with ``get_account``)."""
+        self.height = height
+        """Height of that state's tip: job transactions are checked at ``height + 1``."""
+        self.max_job_count = max_job_count
+        self.max_job_bytes = max_job_bytes
+        self._slots: dict[bytes, Entry] = {}
+        """Offer id -> the pending job transaction (not an offer) that acts on it."""
+        self._jobs: dict[bytes, Entry] = {}
+        """Txid -> pending job transaction."""
+        self.job_bytes = 0
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.max_per_sender = max_per_sender
@@ -142,13 +227,22 @@ class Mempool:
         return queue.next_nonce if queue is not None else self.get_account(sender).nonce
 
     def pending_cost(self, sender: bytes) -> int:
-        """Sum of ``amount + fee`` over the sender's pending transfers (the running total)."""
+        """Sum of ``Entry.cost`` over the sender's pending transactions (the running total)."""
         queue = self._queues.get(sender)
         return queue.spent if queue is not None else 0
 
     def pending_count(self, sender: bytes) -> int:
         queue = self._queues.get(sender)
         return len(queue) if queue is not None else 0
+
+    def pending_for_offer(self, offer_id: bytes) -> list[bytes]:
+        """Txids of the pending job transactions acting on ``offer_id`` (its slot holder: at most one)."""
+        entry = self._slots.get(offer_id)
+        return [] if entry is None else [entry.tx_id]
+
+    def job_count(self) -> int:
+        """Pending job transactions."""
+        return len(self._jobs)
 
     def settling(self) -> int:
         """Senders a tip change touched that are not revalidated yet."""
@@ -167,7 +261,7 @@ class Mempool:
         if tx_id in self._by_id:
             raise MempoolError("duplicate", f"transaction {tx_id.hex()} is already in the mempool")
         if not verified:
-            validate_tx(tx, self.chain_id, self.max_memo, self.min_fee_per_byte)
+            validate_tx(tx, self.params)
         body = tx.body
         sender = address_of(body.pubkey)
         if sender in self._dirty:
@@ -190,12 +284,19 @@ class Mempool:
             raise MempoolError("sender-limit",
                                f"the sender has {len(queue)} transfers pending, the most one sender may have "
                                f"({self.max_per_sender}); wait for a block, or replace one (same nonce, higher fee)")
+        size = len(encode_tx(tx))
+        job = None
+        if isinstance(body, TxBody):
+            cost = body.amount + body.fee
+        else:
+            job, debit = self._check_job(body, sender, size, replaced)
+            cost = body.fee + debit
         spent = 0 if queue is None else queue.spent - (replaced.cost if replaced is not None else 0)
-        if account.balance < spent + body.amount + body.fee:
+        if account.balance < spent + cost:
+            what = "amount + fee" if job is None else "fee + what the job transaction takes"
             raise InsufficientBalance(
-                f"balance {account.balance} does not cover pending transfers ({spent}) plus "
-                f"amount + fee ({body.amount + body.fee})")
-        entry = Entry(tx, tx_id, sender, len(encode_tx(tx)), self._clock())
+                f"balance {account.balance} does not cover pending transactions ({spent}) plus {what} ({cost})")
+        entry = Entry(tx, tx_id, sender, size, self._clock(), cost, job)
         victims = self._plan_room(entry, replaced)
         # Everything is checked: from here on nothing raises.
         for victim in victims:
@@ -208,21 +309,73 @@ class Mempool:
             self._append(queue, entry)
         return entry
 
+    def _check_job(self, body: JobTxBody, sender: bytes, size: int, replaced: Entry | None) -> tuple[JobInfo, int]:
+        """The slot, the job limits and the row condition at ``height + 1``; return the job's info and debit."""
+        slot = body.kind != KIND_OFFER
+        offer_id = body.id if slot else compute_offer_id(sender, body.nonce)
+        if slot:
+            holder = self._slots.get(offer_id)
+            if holder is not None and holder is not replaced:
+                raise MempoolError("offer-busy",
+                                   f"transaction {holder.tx_id.hex()} for offer {offer_id.hex()} is pending; one "
+                                   "claim, accept, reject, settle, refund or fraud per offer waits at a time "
+                                   "(its sender may replace it with the same nonce and a higher fee)")
+        freed = replaced is not None and replaced.job is not None
+        count = len(self._jobs) + 1 - (1 if freed else 0)
+        job_bytes = self.job_bytes + size - (replaced.size if freed and replaced is not None else 0)
+        if count > self.max_job_count or job_bytes > self.max_job_bytes:
+            raise MempoolError("job-limit",
+                               f"{len(self._jobs)} job transactions of {self.job_bytes} bytes are pending, the most "
+                               f"this node keeps is {self.max_job_count} and {self.max_job_bytes} bytes; "
+                               "retry after the next block")
+        height = self.height + 1
+        check = check_job_tx(body, sender, height, self.params, self.get_job_record)
+        lo, hi = valid_heights(body, check.record, self.params)
+        return JobInfo(offer_id, slot, check.record, lo, hi), check.debit
+
+    def _job_still_valid(self, entry: Entry) -> bool:
+        """Re-check a pending job transaction at the current ``height + 1``; keep its info up to date."""
+        info = entry.job
+        assert info is not None
+        height = self.height + 1
+        record = self.get_job_record(info.offer_id) if info.slot else None
+        if record == info.record and info.lo <= height <= info.hi:
+            return True
+        body = entry.tx.body
+        assert isinstance(body, JobTxBody)
+        try:
+            check = check_job_tx(body, entry.sender, height, self.params, self.get_job_record)
+        except JobStateFault:
+            return False
+        if body.fee + check.debit != entry.cost:
+            return False  # cannot happen for one offer id (its bond is fixed); refuse rather than miscount
+        info.record = check.record
+        info.lo, info.hi = valid_heights(body, check.record, self.params)
+        return True
+
+    def _needs_recheck(self, entry: Entry, touched: set[bytes]) -> bool:
+        info = entry.job
+        assert info is not None
+        return info.offer_id in touched or not info.lo <= self.height + 1 <= info.hi
+
     def add_or_hold(self, tx: Tx) -> list[Entry]:
         """Like ``add``, but a transfer a little ahead of its sender's next nonce is held, not refused.
 
         Returns the entries admitted: this transfer and any held ones its
         arrival made contiguous (empty when it was held). A held transfer passed
         the stateless checks; it is admitted (or dropped) once the gap closes.
+        Job transactions are never held (``BadNonce`` as from ``add``).
         """
         try:
             admitted = [self.add(tx)]
         except BadNonce:
+            if not tx.is_transfer:
+                raise
             sender = address_of(tx.body.pubkey)
             gap = tx.body.nonce - self.pending_nonce(sender)
             if not 0 < gap <= MAX_GAP:
                 raise
-            validate_tx(tx, self.chain_id, self.max_memo, self.min_fee_per_byte)
+            validate_tx(tx, self.params)
             held = self._held.setdefault(sender, {})
             if tx.body.nonce not in held:
                 held[tx.body.nonce] = tx
@@ -350,10 +503,20 @@ class Mempool:
     def _index(self, entry: Entry) -> None:
         self._by_id[entry.tx_id] = entry
         self.bytes += entry.size
+        if entry.job is not None:
+            self._jobs[entry.tx_id] = entry
+            self.job_bytes += entry.size
+            if entry.job.slot:
+                self._slots[entry.job.offer_id] = entry
 
     def _unindex(self, entry: Entry) -> None:
         del self._by_id[entry.tx_id]
         self.bytes -= entry.size
+        if entry.job is not None:
+            del self._jobs[entry.tx_id]
+            self.job_bytes -= entry.size
+            if entry.job.slot and self._slots.get(entry.job.offer_id) is entry:
+                del self._slots[entry.job.offer_id]
 
     def _append(self, queue: SenderQueue, entry: Entry) -> None:
         queue.entries[entry.nonce] = entry
@@ -421,17 +584,22 @@ class Mempool:
     # --- chain updates -----------------------------------------------------------------------
 
     async def on_tip_change(self, mined: Iterable[Tx], returned: Iterable[Tx], *, touched: Iterable[bytes] = (),
-                            get_account: Callable[[bytes], Account] | None = None) -> list[Tx]:
+                            get_account: Callable[[bytes], Account] | None = None,
+                            get_job_record: RecordReader | None = None,
+                            height: int | None = None) -> list[Tx]:
         """Drop transfers that got mined, take back those of disconnected blocks, revalidate touched senders.
 
         ``mined``: transfers of the newly connected blocks; ``returned``: those of
         disconnected blocks; ``touched``: other addresses whose balance may have
         dropped (the coinbase recipients of disconnected blocks);
-        ``get_account``: the accounts at the new tip. Yields to the event loop
-        every ``slice_seconds``. Returns the transfers dropped (no longer valid,
-        or evicted for room), mined ones not included.
+        ``get_account``, ``get_job_record``, ``height``: the accounts, records
+        and height at the new tip (given together, or none of them for an older
+        snapshot). Yields to the event loop every ``slice_seconds``. Returns the
+        transactions dropped (no longer valid, or evicted for room), mined ones
+        not included.
         """
-        self.begin_tip_change(mined, returned, touched=touched, get_account=get_account)
+        self.begin_tip_change(mined, returned, touched=touched, get_account=get_account,
+                              get_job_record=get_job_record, height=height)
         while self._dirty:
             self.settle_some(self.slice_seconds)
             if self._dirty:
@@ -440,10 +608,17 @@ class Mempool:
         return dropped
 
     def begin_tip_change(self, mined: Iterable[Tx], returned: Iterable[Tx], *, touched: Iterable[bytes] = (),
-                         get_account: Callable[[bytes], Account] | None = None) -> None:
+                         get_account: Callable[[bytes], Account] | None = None,
+                         get_job_record: RecordReader | None = None,
+                         height: int | None = None) -> None:
         """Switch to the new chain state and mark the senders the blocks touched; settle them later."""
         if get_account is not None:
             self.get_account = get_account
+        if get_job_record is not None:
+            self.get_job_record = get_job_record
+        if height is not None:
+            self.height = height
+        offers: set[bytes] = set()  # offer ids whose record the blocks may have changed
         dirty = self._dirty
         queues = self._queues
         held = self._held
@@ -454,12 +629,25 @@ class Mempool:
                 change = dirty[address] = TipChange()
             return change
 
+        def job_touched(body: JobTxBody, sender: bytes, disconnected: bool) -> None:
+            offer_id = compute_offer_id(sender, body.nonce) if body.kind == KIND_OFFER else body.id
+            offers.add(offer_id)
+            if disconnected:  # its credits (to the client, the claimant) are taken back
+                record = self.get_job_record(offer_id)
+                if record is not None:
+                    mark(record.client)
+                    mark(record.claimant)
+
         for tx in mined:
             body = tx.body
-            change = mark(address_of(body.pubkey))
+            sender = address_of(body.pubkey)
+            change = mark(sender)
             if change is not None:
                 change.mined[body.nonce] = tx
-            mark(body.to)
+            if isinstance(body, TxBody):
+                mark(body.to)
+            else:
+                job_touched(body, sender, False)
         for tx in returned:
             body = tx.body
             sender = address_of(body.pubkey)
@@ -467,9 +655,15 @@ class Mempool:
             if change is None:
                 change = dirty[sender] = TipChange()
             change.returned.append(tx)
-            mark(body.to)
+            if isinstance(body, TxBody):
+                mark(body.to)
+            else:
+                job_touched(body, sender, True)
         for address in touched:
             mark(address)
+        for entry in self._jobs.values():
+            if entry.sender not in dirty and self._needs_recheck(entry, offers):
+                mark(entry.sender)
 
     def settle_some(self, seconds: float | None = None) -> int:
         """Settle dirty senders, for about ``seconds`` at most (all of them with None); return how many."""
@@ -526,12 +720,32 @@ class Mempool:
                 if current.tx != tx:
                     self._dropped.append(tx)
                 continue
-            entry = Entry(tx, compute_tx_id(tx), sender, len(encode_tx(tx)), self._clock())
+            entry = self._returned_entry(tx, sender, current)
+            if entry is None:
+                self._dropped.append(tx)
+                continue
             if current is not None:
                 self._unindex(current)
                 self._dropped.append(current.tx)
             entries[n] = entry
             self._index(entry)
+
+    def _returned_entry(self, tx: Tx, sender: bytes, current: Entry | None) -> Entry | None:
+        """The entry of a transaction taken back from a disconnected block, or None when it cannot stay.
+
+        Its signature was checked with its block; a job transaction's row
+        condition is checked again at the new height (``_keep_funded`` walks
+        the queue next) and it needs its offer's slot.
+        """
+        body = tx.body
+        size = len(encode_tx(tx))
+        if isinstance(body, TxBody):
+            return Entry(tx, compute_tx_id(tx), sender, size, self._clock(), body.amount + body.fee)
+        try:
+            job, debit = self._check_job(body, sender, size, current)
+        except (MempoolError, InvalidTx):
+            return None
+        return Entry(tx, compute_tx_id(tx), sender, size, self._clock(), body.fee + debit, job)
 
     def _keep_funded(self, queue: SenderQueue, account: Account) -> None:
         """Walk in nonce order from the account's nonce; keep what is contiguous, funded and within the limit."""
@@ -542,6 +756,8 @@ class Mempool:
         while n < base + self.max_per_sender:
             at = entries.get(n)
             if at is None or total + at.cost > account.balance:
+                break
+            if at.job is not None and not self._job_still_valid(at):
                 break
             total += at.cost
             n += 1

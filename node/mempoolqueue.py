@@ -1,4 +1,5 @@
-"""The mempool's records: an admitted transfer (``Entry``), one sender's queue, and refusals."""
+"""The mempool's records: an admitted transaction (``Entry``, with ``JobInfo`` for a job transaction),
+one sender's queue, and refusals."""
 
 from __future__ import annotations
 
@@ -6,19 +7,39 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from consensus.address import compute_address
-from consensus.types import Tx
+from consensus.types import JobRecord, Tx
 
 
 class MempoolError(Exception):
     """A transfer was refused; ``reason`` is a short stable identifier.
 
     Reasons: ``duplicate``, ``replacement-fee-too-low``, ``sender-limit``,
-    ``mempool-full``.
+    ``mempool-full``, ``offer-busy`` (another transaction for the same offer
+    is pending), ``job-limit`` (the pending job transactions' count or bytes).
     """
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@dataclass
+class JobInfo:
+    """What admission found about a job transaction; re-checked when its record or its height window changes.
+
+    Mutable: a tip change that re-checks the transaction and finds it still
+    valid stores the record and window it was checked against now.
+    """
+
+    offer_id: bytes
+    """The offer it acts on (for an offer: the id it will create)."""
+    slot: bool
+    """True for every kind but an offer: it holds the offer's one pending slot."""
+    record: JobRecord | None
+    """The record it was checked against (``None`` for an offer)."""
+    lo: int
+    hi: int
+    """Heights at which its row condition holds for ``record`` (inclusive)."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +50,11 @@ class Entry:
     size: int
     time: float
     """When the node first saw it (unix seconds), for RPC display."""
+    cost: int
+    """What it takes from the sender's balance, found at admission: ``fee + amount`` for a transfer,
+    ``fee + debit`` for a job transaction (an offer's ``reward + deposit``, a claim's bond, else 0)."""
+    job: JobInfo | None = None
+    """For a job transaction, what it acts on; ``None`` for a transfer."""
 
     @property
     def fee(self) -> int:
@@ -37,11 +63,6 @@ class Entry:
     @property
     def nonce(self) -> int:
         return self.tx.body.nonce
-
-    @property
-    def cost(self) -> int:
-        """What it takes from the sender's balance: ``amount + fee``."""
-        return self.tx.body.amount + self.tx.body.fee
 
 
 def rate_key(e: Entry) -> int:
@@ -68,7 +89,7 @@ class SenderQueue:
         self.first = first
         self.entries: dict[int, Entry] = {}
         self.spent = 0
-        """Sum of ``amount + fee`` over ``entries``."""
+        """Sum of ``Entry.cost`` over ``entries``."""
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -1,12 +1,28 @@
-"""Block templates on the current tip (the mempool's best transfers, the chain's next header), and their long-poll."""
+"""Block templates on the current tip (the mempool's best transactions, the chain's next header), and their long-poll.
+
+The mempool checked each transaction against the tip it saw; a template is
+built on the chain's tip of the moment, at the next height. Before it goes
+out, the selected transactions are applied in order to an in-memory overlay of
+that tip's state at the template's height (``consensus.state.apply_tx``, the
+rules a block is checked by), and one that fails is left out with its
+sender's later ones: a job transaction whose row condition no longer holds (a
+claim's deadline passed while the mempool settled, a second claim for one
+offer) would make the whole block invalid.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 from consensus.assemble import BlockTemplate, build_template
+from consensus.errors import InvalidTx
+from consensus.jobmarket import check_job_tx
+from consensus.networks import NetworkParams
+from consensus.state import StateOverlay, StateView, apply_tx, check_transfer
+from consensus.tx import get_sender
+from consensus.types import Tx, TxBody
 
 from .chain import ChainService
 from .chainhandle import ChainHandle
@@ -30,9 +46,47 @@ class TemplateMaker:
             parent = chain.get_parent_info(chain.tip_id)
             median = sorted(parent.recent_times)[len(parent.recent_times) // 2]
             now = max(int(self._clock()), median + 1)
-            return build_template(parent, params, now, address, transfers, shape)
+            valid = drop_invalid(chain, transfers, parent.height + 1, params)
+            return build_template(parent, params, now, address, valid, shape)
 
         return await self._chain.read(build)
+
+
+def drop_invalid(view: StateView, txs: Sequence[Tx], height: int, params: NetworkParams) -> list[Tx]:
+    """``txs`` without those that fail at ``height`` on ``view`` in this order, and their senders' later ones."""
+    state = StateOverlay(view)
+    kept: list[Tx] = []
+    failed: set[bytes] = set()
+    for tx in txs:
+        sender = get_sender(tx)
+        if sender in failed or not _fits(state, tx, sender, height, params):
+            failed.add(sender)
+            continue
+        try:
+            apply_tx(state, tx, height, params)
+        except InvalidTx:  # an overflow after the fee was taken: start the overlay again without it
+            failed.add(sender)
+            kept = [t for t in kept if get_sender(t) != sender]
+            state = StateOverlay(view)
+            for t in kept:
+                apply_tx(state, t, height, params)
+            continue
+        kept.append(tx)
+    return kept
+
+
+def _fits(state: StateOverlay, tx: Tx, sender: bytes, height: int, params: NetworkParams) -> bool:
+    """Whether ``apply_tx`` would take ``tx`` now, found without changing ``state``."""
+    body = tx.body
+    account = state.get(sender)
+    try:
+        check_transfer(tx, account)
+        if isinstance(body, TxBody):
+            return True
+        check = check_job_tx(body, sender, height, params, state.get_record)
+    except InvalidTx:
+        return False
+    return account.balance - body.fee >= check.debit
 
 
 # --- long-polling (BIP 22) -------------------------------------------------------------------------------------------

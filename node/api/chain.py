@@ -43,15 +43,20 @@ class ChainMethods:
 
     @rpc_method(result={"type": "object"})
     async def getblockchaininfo(self) -> dict:
-        """Chain state: network, height, best block, difficulty, target, chain work and median time."""
+        """Chain state: network, height, best block, difficulty, target, chain work, median time, job market."""
         snap = self.chain.snapshot
         tip = snap.tip
+        p = self.chain.params
+        market = {"window": p.job_window, "bond_bp": p.bond_bp, "deposit_bp": p.deposit_bp,
+                  "fraud_fee_mult": p.fraud_fee_mult, "min_fee_per_byte": p.min_fee_per_byte,
+                  "max_job_lifetime": p.max_job_lifetime, "max_job_mn": p.max_job_mn, "max_job_k": p.max_job_k}
         return {
             "chain": self.chain.params.name, "blocks": tip.height, "headers": tip.height,
             "bestblockhash": tip.block_id.hex(), "difficulty": compute_work(tip.target),
             "target": f"{tip.target:064x}", "chainwork": f"{tip.chain_work:064x}",
             "mediantime": snap.median_time, "time": tip.time,
             "verificationprogress": 1.0, "orphans": snap.orphans, "genesis": snap.genesis_id.hex(),
+            "job_market": market,
         }
 
     @rpc_method(result={"type": "integer"})
@@ -131,4 +136,5 @@ class ChainMethods:
         """Replay the best chain from genesis and compare accounts, indexes and tip with the database."""
         r = await self.chain.read(lambda c: c.verify_chain())
         return {"ok": r.ok, "tip": r.tip.hex(), "height": r.height, "blocks_replayed": r.blocks_replayed,
-                "accounts_checked": r.accounts_checked, "problems": list(r.problems)}
+                "accounts_checked": r.accounts_checked, "records_checked": r.records_checked,
+                "supply": r.supply, "problems": list(r.problems)}

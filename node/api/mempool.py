@@ -39,10 +39,17 @@ class MempoolMethods:
         except (MempoolError, InvalidTx) as e:
             raise rejection(E.VERIFY_REJECTED, e) from None
 
-    @rpc_method(params=[Param("hexstring", HEX, description="An encoded transfer.")], result=HEX32,
+    @rpc_method(params=[Param("hexstring", HEX, description="An encoded transaction of any kind: a transfer or a "
+                                                             "job transaction (offer, claim, accept, reject, settle, "
+                                                             "refund, fraud).")], result=HEX32,
                 errors=[E.DESERIALIZATION_ERROR, E.VERIFY_REJECTED, E.VERIFY_ALREADY_IN_CHAIN])
     async def sendrawtransaction(self, hexstring: str) -> str:
-        """Validate a signed transfer, add it to the mempool and relay it; returns its txid."""
+        """Validate a signed transaction (any kind), add it to the mempool and relay it; returns its txid.
+
+        A refusal answers -26 with the rule first: a job transaction the offer's record does not allow at the
+        next height says so (e.g. ``job-status: a claim needs an open offer, found it claimed``), a second job
+        transaction for an offer with one pending says ``offer-busy``.
+        """
         try:
             tx = decode_tx(bytes.fromhex(hexstring))
         except DecodeError as e:

@@ -37,7 +37,7 @@ meaning is the same, so tools and habits carry over:
 -28     ``IN_WARMUP``                   the node is still starting up
 ======  ==============================  ===========================================
 
-The matrix-multiplication job block, -40 to -49 (-48 and -49 are reserved):
+The matrix-multiplication job block, -40 to -49 (-49 is reserved):
 
 ======  ==============================  ===========================================
 -40     ``JOB_BLOB_NOT_FOUND``          no matrix blob with that hash was uploaded
@@ -49,6 +49,7 @@ The matrix-multiplication job block, -40 to -49 (-48 and -49 are reserved):
 -45     ``JOB_QUEUE_FULL``              the job queue is full; retry later
 -46     ``JOB_NOT_CANCELLABLE``         the job is running or finished
 -47     ``JOB_VERIFICATION_FAILED``     the result failed its Freivalds check
+-48     ``OFFER_NOT_FOUND``             no paid job offer with that id is known
 ======  ==============================  ===========================================
 
 Bad credentials, and missing ones where the server requires them for every
@@ -81,7 +82,7 @@ VERIFY_ALREADY_IN_CHAIN = -27
 IN_WARMUP = -28
 CREDENTIALS_REQUIRED = -32001
 
-# Matrix-multiplication jobs (-48, -49 reserved for later use).
+# Matrix-multiplication jobs and paid offers (-49 reserved for later use).
 JOB_BLOB_NOT_FOUND = -40
 JOB_MATRIX_INVALID = -41
 JOB_TOO_LARGE = -42
@@ -90,6 +91,7 @@ JOB_RESULT_NOT_READY = -44
 JOB_QUEUE_FULL = -45
 JOB_NOT_CANCELLABLE = -46
 JOB_VERIFICATION_FAILED = -47
+OFFER_NOT_FOUND = -48
 
 #: Every code above with a short human description (used by ``help`` and the
 #: OpenRPC document's ``errors`` entries).
@@ -117,6 +119,7 @@ ERROR_MESSAGES: dict[int, str] = {
     JOB_QUEUE_FULL: "Job queue full",
     JOB_NOT_CANCELLABLE: "Job cannot be cancelled",
     JOB_VERIFICATION_FAILED: "Verification failed",
+    OFFER_NOT_FOUND: "Offer not found",
 }
 
 
