@@ -31,6 +31,7 @@ from pathlib import Path
 
 from consensus.address import decode_address, encode_address
 from consensus.networks import NetworkParams, get_network
+from consensus.types import JOB_TX_KIND_FIRST, JOB_TX_KINDS, TX_KIND_TRANSFER, TxBody
 from kernels.select import get_backend
 from p2p.errors import P2PError
 from p2p.network import PeerNetwork
@@ -40,14 +41,18 @@ from p2p.scoring import ScoreBook
 from . import __version__
 from .api.chain import ChainMethods
 from .api.control import ControlMethods
+from .api.explorer import ExplorerMethods
 from .api.jobs import JobMethods
 from .api.mempool import MempoolMethods
 from .api.mining import MiningMethods
 from .api.network import NetworkMethods
+from .api.offers import OfferMethods
 from .api.routes import blob_routes
 from .api.views import Addresses
 from .blobs import BlobStore
 from .chainhandle import ChainHandle
+from .claimer import Claimer, load_claim_key
+from .claims import ClaimProducts, OfferIndex
 from .config import NodeConfig, p2p_seed_from_text
 from .errors import StartupError
 from .events import BlockAccepted, Events, JobChanged, TipMoved, TxAdmitted
@@ -57,6 +62,7 @@ from .mempool import Mempool
 from .metrics import Metrics
 from .miner import Miner
 from .netadapter import NetAdapter
+from .offers import OfferBook
 from .rpc.registry import Registry
 from .rpc.server import RpcServer
 from .store import LevelDBStore
@@ -81,6 +87,8 @@ class Node:
     network: PeerNetwork | None = None
     """None without networking (``--no-p2p``)."""
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    offers: OfferBook | None = None
+    """Paid job offers, live and final (``node.offers``)."""
 
     def request_stop(self) -> None:
         """Ask ``pouwd`` to shut down (the ``stop`` RPC, signals)."""
@@ -88,6 +96,10 @@ class Node:
 
     def encode_address(self, address: bytes) -> str:
         return encode_address(address, self.params.hrp)
+
+
+LIVE_RECORDS_LOADED = 1 << 20
+"""Live job records the offer book loads at start (each one escrows coins and paid a fee)."""
 
 
 def miner_address(config: NodeConfig, params: NetworkParams) -> bytes:
@@ -119,22 +131,30 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
         stack.callback(jobs_store.close)
         jobs = JobService(jobs_store, blobs, max_queued=config.max_jobs, clock=clock,
                           on_change=lambda job: events.emit_threadsafe(JobChanged(job)))
-        mempool = Mempool(params.chain_id, params.max_memo, chain.snapshot.get_account, clock=clock,
-                          min_fee_per_byte=params.min_fee_per_byte)
+        snapshot = chain.snapshot
+        mempool = Mempool(params, snapshot.get_account, get_job_record=snapshot.get_job_record,
+                          height=snapshot.height, clock=clock)
+        offers = OfferBook(jobs_store, params, Addresses(params.hrp))
+        offers.rebuild(await chain.read(lambda c: c.job_records(LIVE_RECORDS_LOADED)))
+        events.subscribe(TipMoved, lambda e: offers.on_tip_change(e.connected, e.disconnected, e.snapshot))
         txs = TxIntake(mempool, events)
         templates = TemplateMaker(chain, mempool, clock=clock)
         _subscribe_mempool(events, mempool)
         _subscribe_metrics(events, metrics, mempool, jobs, chain)
+        claims, claimer = await _start_claims(stack, config, params, chain, jobs_store, blobs, jobs, txs, mempool,
+                                              events, work)
 
         backend = await asyncio.get_running_loop().run_in_executor(work, get_backend, config.miner_backend)
         m, n, k = params.mining_shape
         miner = await stack.enter_async_context(Miner(
             backend, chain=chain, templates=templates, jobs=jobs, metrics=metrics,
-            address=miner_address(config, params), shape=config.miner_shape or (m, k, n)))
+            address=miner_address(config, params), shape=config.miner_shape or (m, k, n), claimer=claimer))
 
-        adapter = NetAdapter(chain, txs, blobs, jobs, work=work, is_mining=lambda: miner.running)
+        adapter = NetAdapter(chain, txs, blobs, jobs, work=work, is_mining=lambda: miner.running, claims=claims)
         network = None if config.no_p2p else await _start_network(stack, config, datadir, params, chain,
                                                                          adapter, events, metrics)
+        if network is not None:
+            claimer.announce = network.announce_job
         if network is None:
             _watch_lag(stack, metrics, None)
 
@@ -143,21 +163,23 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
         watch = TemplateWatch(lambda: chain.tip_id, lambda: (len(mempool), mempool.bytes), jobs.version)
         registry = _registry(chain, txs, mempool, templates, miner, jobs, blobs, adapter if network else None,
                              network, work=work, metrics=metrics, request_stop=stopping.set, clock=clock,
-                             watch=watch)
-        rpc = await _start_rpc(stack, config, datadir, config.rpc_port, registry, metrics, blobs, work, jobs)
+                             watch=watch, offers=offers, claimer=claimer)
+        rpc = await _start_rpc(stack, config, datadir, config.rpc_port, registry, metrics, blobs, work, jobs,
+                               claims)
         stack.push_async_callback(watch.close)  # waiting long-polls answer at once, before the server stops
         _subscribe_rpc(events, rpc, Addresses(params.hrp))
         stack.push_async_callback(miner.stop)  # the first thing to stop
         if config.mine:
             miner.start()
-        node = Node(config, params, events, metrics, chain, mempool, jobs, blobs, miner, rpc, network, stopping)
+        node = Node(config, params, events, metrics, chain, mempool, jobs, blobs, miner, rpc, network, stopping,
+                    offers=offers)
         yield node
 
 
 def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: TemplateMaker, miner: Miner,
               jobs: JobService, blobs: BlobStore, adapter: NetAdapter | None, network: PeerNetwork | None, *,
               work: ThreadPoolExecutor, metrics: Metrics, request_stop: Callable[[], None],
-              clock: Callable[[], float], watch: TemplateWatch) -> Registry:
+              clock: Callable[[], float], watch: TemplateWatch, offers: OfferBook, claimer: Claimer) -> Registry:
     """Every RPC method group, each with the collaborators it uses."""
     params = chain.params
     addresses = Addresses(params.hrp)
@@ -170,12 +192,46 @@ def _registry(chain: ChainHandle, txs: TxIntake, mempool: Mempool, templates: Te
     registry.add_methods(ChainMethods(chain, mempool, addresses))
     registry.add_methods(MempoolMethods(chain, txs, mempool, addresses))
     registry.add_methods(MiningMethods(chain, miner, templates, mempool, jobs, addresses, work=work,
-                                       metrics=metrics, watch=watch))
-    registry.add_methods(JobMethods(jobs, blobs, work=work, announce=announce))
+                                       metrics=metrics, watch=watch, claim_info=claimer.info))
+    offer_methods = OfferMethods(chain, offers, mempool, claimer.products)
+    registry.add_methods(JobMethods(jobs, blobs, work=work, announce=announce, offers=offer_methods.offers_for_job,
+                                    claimer=claimer))
+    registry.add_methods(offer_methods)
+    registry.add_methods(ExplorerMethods(chain, mempool, jobs, addresses, work=work, offers=offers,
+                                         products=claimer.products))
     registry.add_methods(NetworkMethods(network, network_name=params.name, chain_id=params.chain_id,
                                         started=clock()))
     registry.add_methods(ControlMethods(request_stop))
     return registry
+
+
+async def _start_claims(stack: AsyncExitStack, config: NodeConfig, params: NetworkParams, chain: ChainHandle,
+                        jobs_store: LevelDBStore, blobs: BlobStore, jobs: JobService, txs: TxIntake, mempool: Mempool,
+                        events: Events, work: ThreadPoolExecutor) -> tuple[ClaimProducts, Claimer]:
+    """Claim products and the claimer (node/claims.py, node/claimer.py): the claim key (``--claim-key``, unlocked
+    in the work pool: scrypt takes a moment), the queue's paid-first order, and the tip handler."""
+    key = None
+    if config.claim_key is not None:
+        if config.claim_confirmations > params.job_window:
+            raise StartupError(f"--claim-confirmations {config.claim_confirmations} exceeds the challenge window "
+                               f"({params.job_window} blocks): a product served that late cannot be checked in time")
+        key = await asyncio.get_running_loop().run_in_executor(
+            work, load_claim_key, config.claim_key, config.claim_passphrase_file, config.claim_index, params.name)
+    index = OfferIndex()
+    claims = ClaimProducts(blobs, jobs_store, index, jobs=jobs, confirmations=config.claim_confirmations,
+                           get_record=lambda offer_id: chain.snapshot.get_job_record(offer_id))
+
+    async def live_records(limit: int) -> list:
+        """Up to ``limit`` live records at the tip, read on the chain thread (``ChainService.job_records``)."""
+        return await chain.read(lambda c: c.job_records(limit))
+
+    claimer = Claimer(key=key, params=params, snapshot=lambda: chain.snapshot, read_records=live_records, txs=txs,
+                      mempool=mempool, products=claims, index=index, jobs=jobs, work=work)
+    await claimer.refresh()
+    jobs.set_priority(index.reward_per_mac)
+    events.subscribe(TipMoved, lambda e: claimer.tip_moved(e.connected, e.disconnected, e.snapshot))
+    stack.push_async_callback(claimer.close)
+    return claims, claimer
 
 
 async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Path, params: NetworkParams,
@@ -206,8 +262,9 @@ async def _start_network(stack: AsyncExitStack, config: NodeConfig, datadir: Pat
 
 
 async def _start_rpc(stack: AsyncExitStack, config: NodeConfig, datadir: Path, port: int, registry: Registry,
-                     metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor, jobs: JobService) -> RpcServer:
-    routes = blob_routes(blobs, work, product_shape=jobs.product_shape)
+                     metrics: Metrics, blobs: BlobStore, work: ThreadPoolExecutor, jobs: JobService,
+                     claims: ClaimProducts) -> RpcServer:
+    routes = blob_routes(blobs, work, product_shape=jobs.product_shape, claims=claims)
     rpc = RpcServer(registry, config.rpc_bind, port, cookie_path=datadir / ".cookie",
                     rpc_user=config.rpc_user, rpc_password=config.rpc_password,
                     metrics=metrics if config.metrics else None, extra_routes=routes,
@@ -241,13 +298,16 @@ def _subscribe_mempool(events: Events, mempool: Mempool) -> None:
     newest = [-1]  # chain work of the newest snapshot handed over: never go back to an older one
 
     async def on_tip(e: TipMoved) -> None:
-        mined = [t for b in e.connected for t in b.transfers]
-        returned = [t for b in e.disconnected for t in b.transfers]
+        mined = [t for b in e.connected for t in b.signed]
+        returned = [t for b in e.disconnected for t in b.signed]
         lowered = [b.coinbase.to for b in e.disconnected]  # a disconnect takes back the miner's coinbase
         work = e.snapshot.tip.chain_work
-        accounts = e.snapshot.get_account if work > newest[0] else None
+        newer = work > newest[0]
         newest[0] = max(newest[0], work)
-        await mempool.on_tip_change(mined, returned, touched=lowered, get_account=accounts)
+        await mempool.on_tip_change(mined, returned, touched=lowered,
+                                    get_account=e.snapshot.get_account if newer else None,
+                                    get_job_record=e.snapshot.get_job_record if newer else None,
+                                    height=e.snapshot.height if newer else None)
 
     events.subscribe(TipMoved, on_tip)
 
@@ -296,10 +356,15 @@ def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None
 
     def on_tx(e: TxAdmitted) -> None:
         if not rpc.subscriber_count("newtx"):
-            return  # the payload's two bech32m addresses cost more than admitting the transfer
-        t = e.entry.tx
-        rpc.publish("newtx", {"txid": e.entry.tx_id.hex(), "from": addresses.encode(e.entry.sender),
-                              "to": addresses.encode(t.body.to), "amount": t.body.amount, "fee": t.body.fee})
+            return  # the payload's bech32m addresses cost more than admitting the transaction
+        body = e.entry.tx.body
+        msg: dict = {"txid": e.entry.tx_id.hex(), "kind": tx_kind_name(body.kind),
+                     "from": addresses.encode(e.entry.sender), "fee": body.fee}
+        if isinstance(body, TxBody):
+            msg.update(to=addresses.encode(body.to), amount=body.amount)
+        elif e.entry.job is not None:
+            msg["offer_id"] = e.entry.job.offer_id.hex()
+        rpc.publish("newtx", msg)
 
     events.subscribe(TipMoved, on_tip)
     events.subscribe(TxAdmitted, on_tx)
@@ -307,6 +372,13 @@ def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None
         rpc.publish("job", e.job.to_json())
 
     events.subscribe(JobChanged, on_job)
+
+
+def tx_kind_name(kind: int) -> str:
+    """``transfer``, or the job kind's name of section 11 (``offer`` ... ``fraud``)."""
+    if kind == TX_KIND_TRANSFER:
+        return "transfer"
+    return JOB_TX_KINDS[kind - JOB_TX_KIND_FIRST]
 
 
 def difficulty(target: int) -> float:

@@ -11,7 +11,8 @@ Bounds:
 - one blob is at most ``max_bytes`` (``--max-blob-bytes``, 64 MiB);
 - all blobs together, plus what is being written, stay within ``quota_bytes``
   (``--blob-quota-bytes``, 4 GiB). A write that does not fit evicts blobs that
-  no live job references (``set_referenced``; ``node.jobs`` says which),
+  no live job or held claim product references (``set_referenced`` and
+  ``add_referenced``; ``node.jobs`` and ``node.claims`` say which),
   least recently written or used first, but none used in the last
   ``evict_min_age`` seconds (an upload waiting for its ``submitmatmuljob``).
   If that cannot free enough, nothing is evicted and the write is refused
@@ -23,7 +24,10 @@ Bounds:
 Blobs from peers are streamed (``writer``): each page goes to a temporary file
 while its BLAKE3 is computed; ``BlobWriter.commit`` checks the hash and the
 content (``matrix_check``) before the rename, and anything wrong deletes the
-temporary file. Peers are served one page at a time (``read_page``).
+temporary file. Peers are served one page at a time (``serve_page``), except
+blobs the store is told to withhold (``set_withheld``: a claimed product before
+its claim has confirmed, ``node.claims``), which peers and ``GET /blobs`` do
+not get; the node itself reads them (``get``, ``read_page``).
 
 Thread-safe: one lock guards the bookkeeping. The ``referenced`` callback is
 called with that lock held, so it must not call back into the store (the job
@@ -160,6 +164,8 @@ class BlobStore:
         self.clock = clock
         self._lock = threading.Lock()
         self._referenced: Callable[[], set[str]] = set
+        self._more_referenced: list[Callable[[], set[str]]] = []
+        self._withheld: Callable[[str], bool] = lambda digest: False
         self._sizes: dict[str, int] = {}
         self._used_at: dict[str, float] = {}
         self._used = 0
@@ -176,6 +182,24 @@ class BlobStore:
     def set_referenced(self, referenced: Callable[[], set[str]]) -> None:
         """``referenced()``: the hashes of blobs that must not be evicted (the live jobs' blobs)."""
         self._referenced = referenced
+
+    def add_referenced(self, referenced: Callable[[], set[str]]) -> None:
+        """Another ``referenced()`` beside the job service's (claim products); the union is kept."""
+        self._more_referenced.append(referenced)
+
+    def _keep(self) -> set[str]:
+        """(lock held) Every blob some owner references."""
+        keep = set(self._referenced())
+        for more in self._more_referenced:
+            keep |= more()
+        return keep
+
+    def set_withheld(self, withheld: Callable[[str], bool]) -> None:
+        """``withheld(digest)``: a blob the node holds but must not serve yet (``serve_page``, ``GET /blobs``)."""
+        self._withheld = withheld
+
+    def is_withheld(self, digest: str) -> bool:
+        return self._withheld(digest)
 
     def path(self, digest: str) -> Path:
         if not HASH_RE.match(digest or ""):
@@ -251,7 +275,7 @@ class BlobStore:
         excess = self._used + self._reserved + nbytes - self.quota_bytes
         if excess <= 0:
             return
-        keep = self._referenced()
+        keep = self._keep()
         now = self.clock()
         candidates = sorted((t, d) for d, t in self._used_at.items()
                             if d not in keep and now - t >= self.evict_min_age)
@@ -294,7 +318,7 @@ class BlobStore:
         """Delete those of ``digests`` that no live job references now; the ones deleted."""
         out = []
         with self._lock:
-            keep = self._referenced()
+            keep = self._keep()
             for digest in dict.fromkeys(digests):
                 if digest not in keep and HASH_RE.match(digest or "") and digest in self._sizes:
                     self._forget(digest)
@@ -328,6 +352,12 @@ class BlobStore:
                 return total, f.read(min(length, total - offset))
         except FileNotFoundError:
             return None
+
+    def serve_page(self, digest: str, offset: int, length: int) -> tuple[int, bytes] | None:
+        """``read_page`` for a peer: ``None`` (as if missing) for a blob that is withheld."""
+        if self._withheld(digest):
+            return None
+        return self.read_page(digest, offset, length)
 
     def header(self, digest: str) -> NpyHeader:
         """The ``.npy`` header of a stored blob, read from its first bytes; ``BlobError`` if it has none."""

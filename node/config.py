@@ -107,6 +107,14 @@ class NodeConfig:
     rpc_cors: list[str] = field(default_factory=list)
     """Origins whose pages may call the RPC (browsers); empty: only the node's own pages."""
     no_p2p: bool = False
+    claim_key: Path | None = None
+    """A wallet keystore (wallet/keystore.py): its key claims the paid jobs this node computes (section 11)."""
+    claim_passphrase_file: Path | None = None
+    """The file holding the claim keystore's passphrase (one line)."""
+    claim_index: int = 0
+    """The address index of the claim key within the keystore's account."""
+    claim_confirmations: int = 2
+    """Confirmations a claim needs before its product is served (announced, blob handed out)."""
 
     def finish(self) -> NodeConfig:
         """Fill network-dependent defaults and check every value."""
@@ -136,6 +144,12 @@ class NodeConfig:
             ConnectionLimits(self.max_connections, self.outbound_slots, self.max_inbound_per_ip, self.limit_loopback)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if self.claim_key is not None and self.claim_passphrase_file is None:
+            raise ConfigError("claim_key needs claim_passphrase_file (the file holding the keystore's passphrase)")
+        if not 0 <= self.claim_index < 1 << 31:
+            raise ConfigError(f"claim_index must be in [0, 2^31), found {self.claim_index}")
+        if not 1 <= self.claim_confirmations <= 100:
+            raise ConfigError(f"claim_confirmations must be in [1, 100], found {self.claim_confirmations}")
         if self.p2p_key_seed is not None and self.network not in ("devnet", "regtest"):
             raise ConfigError("p2p_key_seed is for devnet and regtest; other networks keep <datadir>/node_key")
         if self.miner_shape is not None:
@@ -154,7 +168,8 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "rpc_allow_host": parse_list, "rpc_cors": parse_list,
     "mine": parse_bool, "metrics": parse_bool, "no_p2p": parse_bool,
     "connect": parse_list, "bootstrap": parse_list, "miner_shape": parse_shape,
-    "datadir": Path,
+    "datadir": Path, "claim_key": Path, "claim_passphrase_file": Path, "claim_index": int,
+    "claim_confirmations": int,
 }
 
 
@@ -209,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Host header value accepted besides localhost, 127.0.0.1, [::1] (repeatable)")
     ap.add_argument("--rpc-cors", action="append",
                     help="origin (scheme://host[:port]) whose web pages may call the RPC (repeatable; default none)")
+    ap.add_argument("--claim-key", metavar="KEYSTORE",
+                    help="wallet keystore file whose key claims the paid jobs this node mines (bonds them, serves "
+                         "the product once the claim confirms, settles after the window); needs "
+                         "--claim-passphrase-file")
+    ap.add_argument("--claim-passphrase-file", metavar="FILE", help="file holding the --claim-key passphrase")
+    ap.add_argument("--claim-index", type=int, metavar="N",
+                    help="address index of the claim key in the keystore's account (default 0)")
+    ap.add_argument("--claim-confirmations", type=int, metavar="N",
+                    help="confirmations a claim needs before its product is served (default 2)")
     return ap
 
 

@@ -31,8 +31,14 @@ seconds after it finished (its submitter fetches it from us). Nothing else:
 matrices of done, failed and cancelled jobs may be evicted, and the matrices
 of a peer's job that ends failed or cancelled are deleted at once.
 
+Queue order (``take_next`` and ``lease``): paid jobs first, those whose
+``priority`` (``set_priority``: the best open offer's reward per multiply-add of
+the padded shape, node/claims.py ``OfferIndex.reward_per_mac``) is highest,
+then free jobs (no open offer), oldest first; the miner mines random work only
+when none is queued.
+
 External miners (``pouw-miner``) take job work with ``lease(worker)``: the
-oldest queued job becomes ``mining`` and is leased to that worker alone for
+next queued job becomes ``mining`` and is leased to that worker alone for
 ``lease_seconds(padded)`` (a minute plus the job's multiply-adds at a slow
 CPU's 10^8 per second). The holder asking again gets the same job back. A
 lease that runs out puts the job back in the queue (counting an attempt, like
@@ -297,6 +303,7 @@ class JobService:
         self._leases: dict[str, Lease] = {}
         """Jobs handed to external miners, by job id."""
         self._version = 0
+        self._priority: Callable[[str], float | None] | None = None
         for _, raw in store.iterate(schema.JOB):
             job = Job.decode(raw)
             if job.status == MINING:  # interrupted by a stop or a crash: do it again (a few times)
@@ -308,6 +315,22 @@ class JobService:
                 self._save(job)
             self._jobs[job.job_id] = job
         blobs.set_referenced(self.referenced_blobs)
+
+    def set_priority(self, priority: Callable[[str], float | None]) -> None:
+        """``priority(job_id)``: a paid job's reward per padded multiply-add, None for a free job (queue order)."""
+        self._priority = priority
+
+    def _pick(self, queued: builtins.list[Job]) -> Job:
+        """(lock held) The next job of the queue: paid ones by priority, then free ones, each oldest first."""
+        if self._priority is None:
+            return min(queued, key=lambda j: j.created)
+        priority = self._priority
+
+        def key(j: Job) -> tuple[int, float, float]:
+            p = priority(j.job_id)
+            return (0, -p, j.created) if p is not None else (1, 0.0, j.created)
+
+        return min(queued, key=key)
 
     @property
     def local_reserve(self) -> int:
@@ -536,7 +559,8 @@ class JobService:
     # --- the miner's side --------------------------------------------------------------------
 
     def take_next(self) -> tuple[Job, Prepared] | None:
-        """Mark the oldest queued job as mining and return it with its padded, committed matrices."""
+        """Mark the next queued job (paid first, see the module docstring) as mining; return it with its
+        padded, committed matrices."""
         self.expire()
         now = self.clock()
         while True:
@@ -551,7 +575,7 @@ class JobService:
                 queued = [j for j in self._jobs.values() if j.status == QUEUED]
                 if not queued:
                     return None
-                job = min(queued, key=lambda j: j.created)
+                job = self._pick(queued)
                 if job.attempts < MAX_MINING_ATTEMPTS:
                     job.status, job.started, job.attempts = MINING, now, job.attempts + 1
                     self._changed(job)
@@ -656,7 +680,7 @@ class JobService:
                 self._changed(job)
 
     def lease(self, worker: str) -> tuple[Job, Lease] | None:
-        """Lease the oldest queued job to ``worker`` (the one it holds already, if any); None if none waits.
+        """Lease the next queued job (paid first) to ``worker`` (the one it holds already, if any); None if none waits.
 
         The job becomes ``mining`` for ``lease_seconds`` of its padded shape; a
         job handed out ``MAX_MINING_ATTEMPTS`` times fails instead.
@@ -671,7 +695,7 @@ class JobService:
                 queued = [j for j in self._jobs.values() if j.status == QUEUED]
                 if not queued:
                     return None
-                job = min(queued, key=lambda j: j.created)
+                job = self._pick(queued)
                 if job.attempts < MAX_MINING_ATTEMPTS:
                     now = self.clock()
                     job.status, job.started, job.attempts = MINING, now, job.attempts + 1

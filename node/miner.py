@@ -7,8 +7,15 @@ miner rebuilds its template when the tip changes (and every few seconds, to
 refresh time and transactions). A found block goes through the chain handle's
 ``submit_block``, the same path as a block from a peer.
 
+A paid job (an open offer carries it) mined by a node with a claim key goes
+through the ``MinerClaimer`` (node/claimer.py): its result is withheld before
+the job is marked done, then the claim is sent with the roots the miner
+committed from the job's blobs, and the product is served once the claim
+confirms (node/claims.py).
+
 The miner sees only its narrow collaborators (``MinerChain``,
-``TemplateSource``, ``JobQueue``, ``MinerMetrics``) and a ``kernels`` backend.
+``TemplateSource``, ``JobQueue``, ``MinerMetrics``, ``MinerClaimer``) and a
+``kernels`` backend.
 """
 
 from __future__ import annotations
@@ -63,6 +70,22 @@ class JobQueue(Protocol):
     def finish(self, job_id: str, product: np.ndarray) -> Job: ...
 
 
+class MinerClaimer(Protocol):
+    """The claim-key side (``node.claimer.Claimer``), called on the event loop."""
+
+    async def hold(self, job: Job) -> bool:
+        """Before the job is marked done: whether its result is withheld for a claim."""
+        ...
+
+    async def claimed(self, job: Job, roots: tuple[bytes, bytes] | None = None) -> Any:
+        """After a held job is done: send the claim (or release the result)."""
+        ...
+
+    async def release(self, job: Job) -> None:
+        """A held job took no product after all: nothing to claim, its result is no longer withheld."""
+        ...
+
+
 class MinerMetrics(Protocol):
     def record_mined(self, *, matmuls: int = 1, macs: int = 0) -> None: ...
 
@@ -77,7 +100,8 @@ class Miner:
     """
 
     def __init__(self, backend: Backend, *, chain: MinerChain, templates: TemplateSource, jobs: JobQueue,
-                 metrics: MinerMetrics, address: bytes, shape: tuple[int, int, int]) -> None:
+                 metrics: MinerMetrics, address: bytes, shape: tuple[int, int, int],
+                 claimer: MinerClaimer | None = None) -> None:
         self.backend = backend
         self.chain = chain
         self.templates = templates
@@ -86,6 +110,7 @@ class Miner:
         self.address = address
         self.shape = shape
         """``(m, k, n)`` of the random matrices."""
+        self.claimer = claimer
         self.matmuls = 0
         self.macs = 0
         self.blocks_found = 0
@@ -169,7 +194,11 @@ class Miner:
             result = await self._mine_nonce(prepared, template, want_product)
             block_id = await self._submit_winner(template, prepared, result, job)
             if job is not None:
-                await self._on_thread(self.jobs.finish, job.job_id, result.product)
+                held = self.claimer is not None and await self.claimer.hold(job)
+                done = await self._on_thread(self.jobs.finish, job.job_id, result.product)
+                if held and self.claimer is not None:
+                    roots = (prepared.commitment.root_a, prepared.commitment.root_b)
+                    await self.claimer.claimed(done, roots)
                 return block_id
             if block_id is not None or self.chain.tip_id != template.pre.prev_id:
                 return block_id

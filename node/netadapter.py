@@ -38,7 +38,17 @@ before it is renamed into place; anything wrong deletes it, and a peer that
 served something other than it announced pays ``Offence.BAD_RESPONSE``. A job
 that is not queued in the end leaves no blob behind. Peers are served one
 page per request (``get_blob_page``: one seek and read in the work pool, at
-most ``MAX_PAGE_READS`` at once).
+most ``MAX_PAGE_READS`` at once), never a withheld claim product.
+
+Claimed products (section 11, node/claims.py): a result announcement of a job
+with a live claimed offer whose product this node does not hold is fetched
+even when the job is not waiting here (or not held at all); a product whose
+``root_C`` equals the claim's is kept as that offer's product even when it
+fails Freivalds (the client needs it to prove fraud): the job is not marked
+done by it, and the peer that relayed it is not blamed. A job whose product
+this node withholds for its own claim is not announced until the claim
+confirms; a job announced again while this node holds a served claim product
+of it is answered with that product's result (not fetched and mined again).
 """
 
 from __future__ import annotations
@@ -64,7 +74,16 @@ from consensus.codec import (
     encode_header,
     encode_tx,
 )
-from consensus.errors import BadNonce, BlockTooLarge, DecodeError, InsufficientBalance, InvalidTx, PeerFault, TooManyTxs
+from consensus.errors import (
+    BadNonce,
+    BlockTooLarge,
+    DecodeError,
+    InsufficientBalance,
+    InvalidTx,
+    JobStateFault,
+    PeerFault,
+    TooManyTxs,
+)
 from consensus.forkchoice import HeaderRun
 from consensus.networks import NetworkParams
 from consensus.tx import compute_tx_id
@@ -80,6 +99,7 @@ from pouw.constants import HEADER_SIZE
 from .blobs import BlobError, BlobStore, matrix_check, npy_max_size, product_check
 from .chain import BlockStatus, ChainService, SubmitResult, check_block_alone
 from .chainhandle import ChainHandle
+from .claims import ClaimError, ClaimProducts
 from .errors import BlockStateInvalid
 from .events import LOCAL_SOURCES, BlockAccepted, Events, JobChanged, TxAdmitted
 from .jobrelay import JobRelay
@@ -201,7 +221,8 @@ class NetAdapter:
     """
 
     def __init__(self, chain: ChainHandle, txs: TxIntake, blobs: BlobStore, jobs: JobService, *,
-                 work: Executor, is_mining: Callable[[], bool], relay: JobRelay | None = None) -> None:
+                 work: Executor, is_mining: Callable[[], bool], relay: JobRelay | None = None,
+                 claims: ClaimProducts | None = None) -> None:
         self.chain = chain
         self.txs = txs
         self.blobs = blobs
@@ -209,6 +230,7 @@ class NetAdapter:
         self.work = work
         self.is_mining = is_mining
         self.relay = relay or JobRelay()
+        self.claims = claims
         self.network: PeerNetwork | None = None
         self._fetching: set[str] = set()
         self._by_peer: Counter[str] = Counter()
@@ -246,7 +268,12 @@ class NetAdapter:
         # Computed here (by this node's miner or a pouw-miner working for it): announce it; a product
         # that came from a peer is that peer's to announce.
         if job.status == DONE and job.result is not None and job.result.get("computed_by") != "peer":
+            if self._withheld(job.job_id):
+                return  # claimed here: announced once the claim confirms (node/claimer.py)
             await self._net().announce_job(job_result_announcement(job))
+
+    def _withheld(self, job_id: str) -> bool:
+        return self.claims is not None and self.claims.withholds_job(bytes.fromhex(job_id))
 
     async def announce_job(self, job: Job) -> None:
         """Tell peers about a job submitted here."""
@@ -296,7 +323,7 @@ class NetAdapter:
         """
         async with self._page_reads:
             try:
-                return await self._run_work(self.blobs.read_page, digest_hex, offset, length)
+                return await self._run_work(self.blobs.serve_page, digest_hex, offset, length)
             except BlobError:
                 return None
 
@@ -348,8 +375,8 @@ class NetAdapter:
                 return TxOutcome(Intake.IGNORED, e.reason)
             age = self.txs.mempool.seen_seconds_ago(compute_tx_id(tx))
             return TxOutcome(Intake.DUPLICATE, recent=age is not None and age < FREE_DUPLICATE_SECONDS)
-        except (BadNonce, InsufficientBalance) as e:
-            # Nonce and balance depend on what each node has seen (races, reorgs): not a fault.
+        except (BadNonce, InsufficientBalance, JobStateFault) as e:
+            # Nonce, balance and a job's record depend on what each node has seen (races, reorgs): not a fault.
             return TxOutcome(Intake.IGNORED, str(e))
         except InvalidTx as e:
             return TxOutcome(Intake.REJECTED, str(e))
@@ -369,7 +396,8 @@ class NetAdapter:
         job_id = ann.job_id.hex()
         job = self._held(job_id)
         if isinstance(ann, JobResultAnnouncement):
-            if job is not None and job.status in WAITING:
+            claimed = self.claims.wants_product(ann.job_id) if self.claims is not None else []
+            if (job is not None and job.status in WAITING) or claimed:
                 try:
                     self._start(f"result {job_id}", peer, self._take_result(ann, job, peer))
                 except JobError as e:  # busy: the result comes again when the job is announced again
@@ -378,10 +406,18 @@ class NetAdapter:
         if job is not None:
             # Known already. Announced again means somebody still waits for the product: if this
             # node has it, say so again.
-            round_ = self.relay.resend_result(job_id) if job.status == DONE else None
+            done = job.status == DONE and not self._withheld(job_id)
+            round_ = self.relay.resend_result(job_id) if done else None
             if round_ is not None:
                 await self._net().announce_job(job_result_announcement(job, round_))
                 log.info("job %s: result announced again for peer %s", job_id[:16], peer)
+            return
+        served = [p for p in self.claims.for_job(ann.job_id) if p.served] if self.claims is not None else []
+        if served:  # a claimed product held here (an upload, a peer's): say where it is, do not mine it again
+            round_ = self.relay.resend_result(job_id)
+            if round_ is not None:
+                await self._net().announce_job(JobResultAnnouncement(ann.job_id, bytes.fromhex(served[0].blob),
+                                                                     served[0].h_c, round_ & 0xFFFFFFFF).encode())
             return
         if not self.is_mining():
             return
@@ -493,29 +529,43 @@ class NetAdapter:
         else:
             log.info("peer %s: %s", server, detail)
 
-    async def _take_result(self, ann: JobResultAnnouncement, job: Job, peer: str) -> None:
+    async def _take_result(self, ann: JobResultAnnouncement, job: Job | None, peer: str) -> None:
+        """Fetch an announced product; the job takes it if Freivalds holds, a claimed offer if its root_C is the
+        claim's (node/claims.py)."""
         digest = ann.blob_c.hex()
-        m, _, n = job.shape
+        claimed = self.claims.wants_product(ann.job_id) if self.claims is not None else []
+        m, n = (job.shape[0], job.shape[2]) if job is not None else (claimed[0][1].m, claimed[0][1].n)
         fetched = False
         try:
             if not self.blobs.has(digest):
                 server = await self._fetch(digest, peer, npy_max_size((m, n), np.int32), product_check((m, n)))
                 if server is None:
-                    log.info("job %s: peer %s did not serve its product", job.job_id[:16], peer)
+                    log.info("job %s: peer %s did not serve its product", ann.job_id.hex()[:16], peer)
                     return
                 fetched = True
             else:
                 server = peer
+            kept = []
+            if claimed and self.claims is not None:
+                try:
+                    kept = await self._run_work(self.claims.take_from_peer, ann.job_id, digest, claimed)
+                except ClaimError as e:
+                    log.info("job %s: claimed product from peer %s not kept: %s", ann.job_id.hex()[:16], peer, e)
+                for p in kept:
+                    log.info("offer %s: claimed product from peer %s kept (freivalds_ok %s)", p.offer_id.hex()[:16],
+                             peer, p.freivalds_ok)
+            if job is None or job.status not in WAITING:
+                return
             try:
                 await self._run_work(self.jobs.finish_from_peer, job.job_id, await self._run_work(self.blobs.get,
                                                                                                   digest))
                 log.info("job %s: product from peer %s checked and stored", job.job_id[:16], peer)
             except JobError as e:
                 log.warning("job %s: product from peer %s refused: %s", job.job_id[:16], peer, e)
-                if e.kind == "invalid" and fetched:
+                if e.kind == "invalid" and fetched and not kept:  # the claimed product: no fault to relay it
                     self._blame(server, peer, f"job {job.job_id[:16]}: {e}")
         except BlobError as e:
-            log.info("job %s: product from peer %s not taken: %s", job.job_id[:16], peer, e)
+            log.info("job %s: product from peer %s not taken: %s", ann.job_id.hex()[:16], peer, e)
         finally:
             if fetched:  # kept only if it became the job's result (the same bytes)
                 await self._run_work(self.blobs.discard_unreferenced, [digest])

@@ -4,6 +4,7 @@
 - ``node.api.mempool``: sending transfers, the pending set, the devnet faucet;
 - ``node.api.mining``: miner state, templates, ``submitblock``, ``generatetoaddress``, certificates;
 - ``node.api.jobs``: MatMul jobs; ``node.api.routes``: ``/blobs`` and ``/explorer``;
+- ``node.api.explorer``: the explorer's views, one call per page (home, block, transaction, address, search);
 - ``node.api.network``: peers and bans; ``node.api.control``: ``stop``;
 - ``node.api.views``: what they share (schemas, block and transaction JSON, rejection errors).
 

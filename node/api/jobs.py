@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..blobs import BlobError, BlobStore, load_matrix
-from ..jobs import DONE, FAILED, STATUSES, WORKER_PATTERN, Job, JobError, JobService, ProductRejected
+from ..jobs import DONE, FAILED, STATUSES, WAITING, WORKER_PATTERN, Job, JobError, JobService, ProductRejected
+from ..miner import MinerClaimer
 from ..rpc import errors as E
 from ..rpc.errors import RpcError
 from ..rpc.registry import Param, rpc_method
@@ -61,11 +62,16 @@ class JobMethods:
     """Submit, follow, fetch and cancel MatMul jobs."""
 
     def __init__(self, jobs: JobService, blobs: BlobStore, *, work: Executor,
-                 announce: Callable[[Job], Awaitable[None]]) -> None:
+                 announce: Callable[[Job], Awaitable[None]],
+                 offers: Callable[[bytes], list[dict]] | None = None, claimer: MinerClaimer | None = None) -> None:
         self.jobs = jobs
+        self.claimer = claimer
+        """With a claim key, a paid job's product handed in is claimed before it is served (node/claimer.py)."""
         self.blobs = blobs
         self.work = work
         self.announce = announce
+        self.offers = offers
+        """``getjoboffer`` dicts of a job's paid offers (``node.api.offers``); none without it."""
 
     async def _run_work(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.work, fn, *args)
@@ -116,8 +122,10 @@ class JobMethods:
 
     @rpc_method(params=[Param("job_id", JOB_ID)], errors=[E.JOB_NOT_FOUND])
     async def getmatmuljob(self, job_id: str) -> dict:
-        """Job status (queued, mining, done, failed, cancelled) with timestamps and blocks mined while working on it."""
-        return self._get(job_id).to_json()
+        """Job status (queued, mining, done, failed, cancelled), timestamps, blocks, and its paid offers' escrow."""
+        out = self._get(job_id).to_json()
+        out["offers"] = self.offers(bytes.fromhex(job_id)) if self.offers is not None else []
+        return out
 
     @rpc_method(params=[Param("job_id", JOB_ID),
                         Param("inline", {"type": "boolean", "default": False}, required=False,
@@ -171,10 +179,16 @@ class JobMethods:
             if len(raw) > MAX_INLINE_PRODUCT_BYTES:
                 raise RpcError(E.JOB_TOO_LARGE, f"c: an inline product is limited to {MAX_INLINE_PRODUCT_BYTES} "
                                f"bytes, found {len(raw)}")
+        waiting = self._get(job_id)
+        held = self.claimer is not None and waiting.status in WAITING and await self.claimer.hold(waiting)
         try:
             job = await self._run_work(self.jobs.finish_from_miner, job_id, raw, worker)
         except JobError as e:
+            if held and self.claimer is not None:
+                await self.claimer.release(waiting)  # not done: nothing to claim
             raise job_rpc_error(e) from None
+        if held and self.claimer is not None:
+            await self.claimer.claimed(job)  # the roots are recomputed from the blobs
         result = job.result or {}
         return {"job_id": job_id, "status": str(job.status), "c": result.get("c"),
                 "c_blake3": result.get("c_blake3"), "computed_by": result.get("computed_by")}

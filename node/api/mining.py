@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from consensus.codec import decode_block, encode_transaction
@@ -50,8 +51,10 @@ class MiningMethods:
 
     def __init__(self, chain: ChainHandle, miner: Miner, templates: TemplateMaker, mempool: Mempool,
                  jobs: JobService, addresses: Addresses, *, work: Executor, metrics: Metrics,
-                 watch: TemplateWatch | None = None) -> None:
+                 watch: TemplateWatch | None = None, claim_info: Callable[[], dict] | None = None) -> None:
         self.chain = chain
+        self.claim_info = claim_info
+        """The claim key's state (``node.claimer.Claimer.info``), shown by ``getmininginfo``."""
         self.miner = miner
         self.templates = templates
         self.mempool = mempool
@@ -64,7 +67,11 @@ class MiningMethods:
 
     @rpc_method(result={"type": "object"})
     async def getmininginfo(self) -> dict:
-        """Miner state: address, backend, shape, matmuls and multiply-adds done, blocks found, difficulty."""
+        """Miner state: address, backend, shape, matmuls and multiply-adds done, blocks found, difficulty, claims.
+
+        ``claim``: the claim key's address (null without ``--claim-key``), the confirmations a claim needs before
+        its product is served, claims sent and won (mined), settles sent and mined, and the claim products held.
+        """
         miner = self.miner
         m, k, n = miner.shape
         tip = self.chain.snapshot.tip
@@ -73,7 +80,8 @@ class MiningMethods:
                 "macs": miner.macs, "blocks_found": miner.blocks_found, "blocks": tip.height,
                 "difficulty": compute_work(tip.target), "target": f"{tip.target:064x}",
                 "pooledtx": len(self.mempool), "chain": self.chain.params.name,
-                "jobs_queued": len(self.jobs.list("queued"))}
+                "jobs_queued": len(self.jobs.list("queued")),
+                "claim": self.claim_info() if self.claim_info is not None else None}
 
     @rpc_method(params=[Param("address", ADDRESS, required=False,
                               description="Coinbase address (default: the miner's)."),
