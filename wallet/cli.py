@@ -7,6 +7,10 @@
     pouw-wallet faucet [10] [--to ADDRESS | --index I]   # devnet and regtest; default: address 0
     pouw-wallet job submit A.npy B.npy [--wait] [--out C.npy]
     pouw-wallet job status ID | job result ID --out C.npy [--a A.npy --b B.npy] | job list
+    pouw-wallet job submit A.npy B.npy --reward COINS [--deposit C] [--bond C] [--deadline BLOCKS]
+    pouw-wallet job result OFFER --out C.npy [--auto] [--wait] [--margin BLOCKS]
+    pouw-wallet job claim OFFER --product C.npy | job accept|reject|settle|refund OFFER
+    pouw-wallet job fraud OFFER --product CLAIMED_C.npy --a A.npy --b B.npy
 
 Options common to every command (before or after it): ``--wallet-dir D``
 (env ``POUW_WALLET_DIR``; default ``$XDG_DATA_HOME/pouw/wallets`` or
@@ -121,22 +125,66 @@ def build_parser() -> argparse.ArgumentParser:
                          description="MatMul jobs: C = A @ B computed by the miners.")
     _common(job, top=False)
     jsub = job.add_subparsers(dest="job_command", metavar="JOBCOMMAND", parser_class=_Parser, required=True)
-    p = command("submit", j.cmd_job_submit, "upload A and B (.npy, int8) and queue C = A @ B", jsub)
+    p = command("submit", j.cmd_job_submit, "upload A and B (.npy, int8) and queue C = A @ B; with --reward, pay "
+                "for it: an offer escrows reward + deposit on chain", jsub)
     p.add_argument("a", help="A.npy (m x k, int8 in [-64, 63])")
     p.add_argument("b", help="B.npy (k x n)")
     p.add_argument("--out", metavar="C.npy",
-                   help="wait for the job (implies --wait), check the product locally (Freivalds) and save it here")
-    _wait_opts(p, "the job to finish")
+                   help="free jobs: wait for the job (implies --wait), check the product locally (Freivalds) and "
+                        "save it here")
+    p.add_argument("--reward", metavar="COINS", help="pay COINS to the claimant whose product is accepted (a paid job)")
+    p.add_argument("--deposit", metavar="COINS",
+                   help="paid jobs: the deposit, returned when the job ends well, burned on a reject "
+                        "(default: the smallest the rules allow)")
+    p.add_argument("--bond", metavar="COINS", help="paid jobs: what a claimant bonds (default: the smallest allowed)")
+    p.add_argument("--deadline", type=int, metavar="BLOCKS",
+                   help="paid jobs: claims are taken for BLOCKS blocks (default min(100, max_job_lifetime))")
+    p.add_argument("--no-queue", action="store_true",
+                   help="paid jobs: send the offer (and upload A, B) but do not queue the job for this node's miners: "
+                        "for a claimant that computes C elsewhere (job claim --product)")
+    p.add_argument("--wait", action="store_true", help="free jobs: wait for the job to finish, with progress on "
+                   "stderr (a paid job always waits for its offer to be mined, then queues the job)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="give up waiting after S seconds")
     p = command("status", j.cmd_job_status, "a job's status", jsub)
     p.add_argument("job_id")
     _wait_opts(p, "the job to finish")
-    p = command("result", j.cmd_job_result, "download a product, check it locally (Freivalds), save it", jsub)
-    p.add_argument("job_id")
+    p = command("result", j.cmd_job_result, "download a product, check it locally (root_C, Freivalds), save it; "
+                "for an offer: accept it, prove it wrong, or reject when none arrives", jsub)
+    p.add_argument("job_id", metavar="OFFER", help="an offer id, a job id one live offer carries, or a free job's id")
     p.add_argument("--out", required=True, metavar="C.npy", help="where to save the product")
     p.add_argument("--a", metavar="A.npy", help="the A you submitted (default: download it from the node)")
     p.add_argument("--b", metavar="B.npy", help="the B you submitted (default: download it from the node)")
-    p = command("list", j.cmd_job_list, "the node's jobs", jsub)
-    p.add_argument("--status", choices=("queued", "mining", "done", "failed", "cancelled"))
+    p.add_argument("--auto", action="store_true",
+                   help="offers: accept a right product, send a fraud proof for a wrong one, and (with --wait) "
+                        "reject when none arrives; without it: report, and ask on a terminal")
+    p.add_argument("--margin", type=int, metavar="BLOCKS",
+                   help="offers with --wait: give up on the product at claim height + W - BLOCKS (default "
+                        "max(2, W/10))")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the claim and the product (offers), or for the job (free), with progress on stderr")
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="S", help="give up waiting after S seconds")
+    p = command("claim", j.cmd_job_claim, "claim an offer with a product computed elsewhere: upload C to the node "
+                "(served once the claim confirms) and bond the claim", jsub)
+    p.add_argument("offer", metavar="OFFER", help="an offer id, or a job id one live offer carries")
+    p.add_argument("--product", required=True, metavar="C.npy", help="the int32 m x n product")
+    _from_index(p)
+    for name, what in (("accept", "accept the claimed product (the claimant gets reward + bond, you the deposit)"),
+                       ("reject", "reject a claim within the window: reward, deposit and bond burn"),
+                       ("settle", "settle a claim after the window (as accept); anyone may send it"),
+                       ("refund", "take back reward + deposit of an offer nobody claimed by its deadline")):
+        p = command(name, j.cmd_job_step, what, jsub)
+        p.add_argument("offer", metavar="OFFER", help="an offer id, or a job id one live offer carries")
+        _from_index(p)
+    p = command("fraud", j.cmd_job_fraud, "prove one wrong tile of a claimed product (the client gets reward, "
+                "deposit and half the bond)", jsub)
+    p.add_argument("offer", metavar="OFFER", help="an offer id, or a job id one live offer carries")
+    p.add_argument("--product", required=True, metavar="CLAIMED_C.npy", help="the claimed (wrong) product")
+    p.add_argument("--a", required=True, metavar="A.npy", help="the job's A")
+    p.add_argument("--b", required=True, metavar="B.npy", help="the job's B")
+    _from_index(p)
+    p = command("list", j.cmd_job_list, "the node's offers (escrow status, reward, claimant, settle height) and "
+                "jobs", jsub)
+    p.add_argument("--status", choices=(*j.OFFER_STATUSES, *j.JOB_STATUSES))
     from .matmul_command import cmd_matmul
     p = command("matmul", cmd_matmul, "C = A @ B of any size on the network: exact for integer matrices, every "
                 "sub-product checked locally; floats with --quantize")
@@ -154,6 +202,12 @@ def _bip39_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bip39-passphrase", action="store_true",
                    help="also ask for an optional BIP-39 passphrase (the '25th word'); forgetting it loses the coins")
     p.add_argument("--bip39-passphrase-file", metavar="FILE", help="read the BIP-39 passphrase from FILE")
+
+
+def _from_index(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from-index", type=int, metavar="I",
+                   help="send from address I (default: the client's address for client steps, else the first "
+                        "that can pay)")
 
 
 def _wait_opts(p: argparse.ArgumentParser, what: str) -> None:

@@ -41,6 +41,10 @@ class NodeUnreachable(NodeError):
         self.reason = reason
 
 
+class BlobTooLarge(NodeError):
+    """A download larger than the caller's bound; it was cut off unread past the bound."""
+
+
 class RpcAuthError(NodeError):
     """HTTP 401: the node wants (other) credentials."""
 
@@ -86,7 +90,7 @@ class RpcClient:
     # --- transport ---------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, body: bytes | None, content_type: str | None,
-                 timeout: float | None = None) -> tuple[int, bytes]:
+                 timeout: float | None = None, limit: int | None = None) -> tuple[int, bytes]:
         url = urllib.parse.urljoin(self.url, path.lstrip("/"))
         req = urllib.request.Request(url, data=body, method=method)
         if content_type:
@@ -96,7 +100,10 @@ class RpcClient:
             req.add_header("Authorization", f"Basic {token}")
         try:
             with self._opener.open(req, timeout=timeout or self.timeout) as r:
-                return r.status, r.read()
+                raw = r.read() if limit is None else r.read(limit + 1)
+                if limit is not None and len(raw) > limit:
+                    raise BlobTooLarge(f"{method} {path}: the answer exceeds {limit} bytes")
+                return r.status, raw
         except urllib.error.HTTPError as e:
             raw = e.read()
             if e.code == 401:
@@ -168,18 +175,21 @@ class RpcClient:
 
     # --- blobs -------------------------------------------------------------------------------
 
-    def put_blob(self, data: bytes, *, product_of: str | None = None) -> dict:
+    def put_blob(self, data: bytes, *, product_of: str | None = None, claim_of: str | None = None) -> dict:
         """Upload ``.npy`` bytes with ``PUT /blobs``; the node's answer ``{"hash", "size", "shape", "dtype"}``.
 
         ``product_of``: the bytes are the int32 product of that waiting job (an external miner's).
+        ``claim_of``: the bytes are the product a claimant claims for that live offer; the node answers
+        ``{"blob", "root_c", "h_c"}`` and serves it once the claim with that ``root_C`` has confirmed.
         """
-        path = "/blobs" if product_of is None else "/blobs?" + urllib.parse.urlencode({"product_of": product_of})
+        query = {k: v for k, v in (("product_of", product_of), ("claim_of", claim_of)) if v is not None}
+        path = "/blobs" + ("?" + urllib.parse.urlencode(query) if query else "")
         status, raw = self._request("PUT", path, data, "application/octet-stream")
         return self._blob_answer(status, raw, "upload")
 
-    def get_blob(self, digest: str) -> bytes:
-        """Download ``GET /blobs/<digest>``."""
-        status, raw = self._request("GET", f"/blobs/{digest}", None, None)
+    def get_blob(self, digest: str, *, max_bytes: int | None = None) -> bytes:
+        """Download ``GET /blobs/<digest>``; ``BlobTooLarge`` past ``max_bytes`` (when given), read no further."""
+        status, raw = self._request("GET", f"/blobs/{digest}", None, None, limit=max_bytes)
         if status == 200:
             return raw
         self._blob_answer(status, raw, f"download of blob {digest}")
