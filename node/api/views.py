@@ -17,8 +17,25 @@ from dataclasses import dataclass
 from consensus.address import decode_address, encode_address
 from consensus.codec import encode_block, encode_transaction, encode_tx
 from consensus.errors import AddressError, ConsensusError
+from consensus.jobmarket import compute_offer_id
 from consensus.tx import compute_tx_id, get_sender
-from consensus.types import Block, Coinbase, Transaction
+from consensus.types import (
+    KIND_ACCEPT,
+    KIND_CLAIM,
+    KIND_FRAUD,
+    KIND_OFFER,
+    KIND_REFUND,
+    KIND_REJECT,
+    KIND_SETTLE,
+    Block,
+    ClaimPayload,
+    Coinbase,
+    FraudPayload,
+    JobTxBody,
+    OfferPayload,
+    Transaction,
+    TxBody,
+)
 
 from ..chain import ChainService
 from ..chainhandle import ChainHandle
@@ -120,6 +137,62 @@ def tx_json(tx: Transaction, addresses: Addresses) -> dict:
         return {"txid": compute_tx_id(tx).hex(), "type": "coinbase", "height": tx.height,
                 "to": addresses.encode(tx.to), "amount": tx.amount, "hex": encode_transaction(tx).hex()}
     b = tx.body
+    if not isinstance(b, TxBody):  # a kind beyond transfers: what every signed kind has
+        return {"txid": compute_tx_id(tx).hex(), "type": f"kind-{b.kind}", "kind": b.kind,
+                "from": addresses.encode(get_sender(tx)), "fee": b.fee, "nonce": b.nonce, "chain_id": b.chain_id,
+                "hex": encode_transaction(tx).hex()}
     return {"txid": compute_tx_id(tx).hex(), "type": "transfer", "from": addresses.encode(get_sender(tx)),
             "to": addresses.encode(b.to), "amount": b.amount, "fee": b.fee, "nonce": b.nonce,
             "memo": b.memo.hex(), "chain_id": b.chain_id, "hex": encode_tx(tx).hex()}
+
+
+JOB_KIND_NAMES = {KIND_OFFER: "offer", KIND_CLAIM: "claim", KIND_ACCEPT: "accept", KIND_REJECT: "reject",
+                  KIND_SETTLE: "settle", KIND_REFUND: "refund", KIND_FRAUD: "fraud"}
+"""The ``type`` the explorer gives each job transaction kind (section 11)."""
+
+
+def tx_fields(tx: Transaction, addresses: Addresses) -> dict:
+    """A transaction as the explorer shows it, for any kind: the fields every kind shares, then its own.
+
+    ``type`` names the kind (``coinbase``, ``transfer``, a job kind of
+    ``JOB_KIND_NAMES``, or ``kind-<n>`` for a kind this view does not
+    describe); ``kind`` is the first byte of a signed transaction (None for a
+    coinbase). Fields a kind lacks are None, so a page can show one table for
+    every kind and any extra field the server adds. A job transaction adds
+    ``offer_id`` (an offer's is derived from its sender and nonce), ``job_id``
+    (an offer carries it; other kinds name only the offer, so it is None here
+    and the explorer fills it from its offer book) and its payload's fields.
+    """
+    if isinstance(tx, Coinbase):
+        return {"txid": compute_tx_id(tx).hex(), "type": "coinbase", "kind": None, "from": None,
+                "to": addresses.encode(tx.to), "amount": tx.amount, "fee": None, "nonce": None,
+                "size": len(encode_transaction(tx))}
+    b = tx.body
+    sender = get_sender(tx)
+    out = {"txid": compute_tx_id(tx).hex(), "type": f"kind-{b.kind}", "kind": b.kind,
+           "from": addresses.encode(sender), "to": None, "amount": None, "fee": b.fee, "nonce": b.nonce,
+           "size": len(encode_transaction(tx))}
+    if isinstance(b, TxBody):
+        out.update({"type": "transfer", "to": addresses.encode(b.to), "amount": b.amount, "memo": b.memo.hex(),
+                    "memo_text": b.memo.decode("utf-8", "replace")})
+    elif isinstance(b, JobTxBody) and b.kind in JOB_KIND_NAMES:
+        out.update(job_fields(b, sender))
+    return out
+
+
+def job_fields(b: JobTxBody, sender: bytes) -> dict:
+    """What a job transaction says beyond the shared fields: its kind's name, the offer and job ids, its payload."""
+    out: dict = {"type": JOB_KIND_NAMES[b.kind]}
+    p = b.payload
+    if b.kind == KIND_OFFER and isinstance(p, OfferPayload):
+        out.update({"offer_id": compute_offer_id(sender, b.nonce).hex(), "job_id": b.id.hex(),
+                    "m": p.m, "k": p.k, "n": p.n, "root_a": p.root_a.hex(), "root_b": p.root_b.hex(),
+                    "reward": p.reward, "deposit": p.deposit, "bond": p.bond, "deadline": p.deadline})
+        return out
+    out.update({"offer_id": b.id.hex(), "job_id": None})
+    if isinstance(p, ClaimPayload):
+        out["root_c"] = p.root_c.hex()
+    elif isinstance(p, FraudPayload):
+        out.update({"tile": [p.tile_i, p.tile_j], "k_p": len(p.a_blk) // 16,
+                    "path_depths": [len(p.path_c), len(p.path_a), len(p.path_b)]})
+    return out
