@@ -132,6 +132,25 @@ class NetworkParams:
     max_job_k: int = 16_384
     """``K_job``: largest ``k`` of a paid job (its fraud proof must fit a transaction, a gossip message, a block)."""
 
+    def __post_init__(self) -> None:
+        """The bounds revision 2 puts on every preset; a preset that breaks one cannot be built."""
+        issued = sum(a.amount for a in self.allocations) + 2 * self.initial_subsidy * self.halving_interval
+        if issued >= 1 << 64:
+            raise ValueError(f"{self.name}: allocations + 2 * initial_subsidy * halving_interval = {issued} "
+                             f"must stay below 2^64 (so no credit can overflow)")
+        if self.halflife < 12 * self.max_future:
+            raise ValueError(f"{self.name}: halflife {self.halflife} must be at least 12 * max_future "
+                             f"= {12 * self.max_future}")
+        if self.min_fee_per_byte < 1:
+            raise ValueError(f"{self.name}: min_fee_per_byte must be at least 1, found {self.min_fee_per_byte}")
+        if not 10_000 <= self.bond_bp <= self.deposit_bp:
+            raise ValueError(f"{self.name}: expected 10000 <= bond_bp <= deposit_bp, found {self.bond_bp}, "
+                             f"{self.deposit_bp}")
+        if self.fraud_fee_mult < 2:
+            raise ValueError(f"{self.name}: fraud_fee_mult must be at least 2, found {self.fraud_fee_mult}")
+        if self.job_window < 1 or self.max_job_lifetime < 1:
+            raise ValueError(f"{self.name}: job_window and max_job_lifetime must be at least 1")
+
     def subsidy(self, height: int) -> int:
         """Base units a coinbase may create at ``height``: halves every ``halving_interval`` blocks."""
         halvings = height // self.halving_interval

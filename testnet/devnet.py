@@ -8,7 +8,10 @@
 ``up`` starts node 0, then the others, each dialing every earlier node (all peered), the
 first ``--miners`` of them mining on the CPU; waits until every node has the
 same height above zero; prints a table (node, RPC URL, P2P address, height),
-the funded devnet key and mnemonic, and three commands to copy and paste. In
+the funded devnet key and mnemonic, and commands to copy and paste. The mining
+nodes claim the paid jobs they compute (PROTOCOL.md section 11) with devnet key 1
+(``--claim-key`` on the wallet keystore the launcher restores, index 1), so a
+paid job offered from key 0 gets claimed, served and paid. In
 the foreground, Ctrl-C stops every node cleanly (SIGTERM, then wait); with
 ``--detach`` it leaves them running and ``down`` stops them. Node ``i`` listens
 for P2P on ``base + 2i`` and JSON-RPC on ``base + 2i + 1`` (18444/18445 for the
@@ -39,6 +42,8 @@ from consensus.networks import get_network
 STATE_FILE = "devnet.json"
 WALLET_PASSPHRASE = "devnet"
 DEFAULT_BASE_PORT = 18444
+CLAIM_INDEX = 1
+"""Devnet key (address index of the restored keystore) with which the mining nodes claim paid jobs."""
 
 
 @dataclass
@@ -103,6 +108,10 @@ def start_node(index: int, root: Path, args: argparse.Namespace, bootstrap: list
     mine = index < args.miners
     cmd = [sys.executable, "-m", "node.daemon",
            *node_args(index, datadir, args.base_port, mine, args.backend, args.network, bootstrap)]
+    if mine:
+        wallets, pass_file = prepare_wallet(root, args.network)
+        cmd += ["--claim-key", str(wallets / "devkey.json"), "--claim-passphrase-file", str(pass_file),
+                "--claim-index", str(CLAIM_INDEX)]
     log = open(datadir / "pouwd.log", "ab")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -171,7 +180,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def prepare_wallet(root: Path, network: str, rpc_url: str) -> tuple[Path, Path]:
+def prepare_wallet(root: Path, network: str) -> tuple[Path, Path]:
     """Restore the devnet key into ``<root>/wallets`` (passphrase in a file) so the printed commands run as is."""
     wallets = root / "wallets"
     pass_file = root / "wallet-passphrase"
@@ -206,7 +215,7 @@ def print_summary(nodes: list[NodeInfo], root: Path, network: str) -> None:
     for n, h in zip(nodes, hs, strict=True):
         print(f"{n.name:6} {'yes' if n.mining else 'no':6} {n.rpc:26} {h if h is not None else '?':>6}  "
               f"{n.p2p[0] if n.p2p else '-'}")
-    wallets, pass_file = prepare_wallet(root, network, nodes[0].rpc)
+    wallets, pass_file = prepare_wallet(root, network)
     a_path, b_path = example_matrices(root)
     bin_dir = Path(sys.executable).parent
     wallet = (f"{bin_dir}/pouw-wallet --wallet-dir {wallets} --wallet devkey --passphrase-file {pass_file} "
@@ -220,6 +229,11 @@ def print_summary(nodes: list[NodeInfo], root: Path, network: str) -> None:
     print(f"  {bin_dir}/pouw-cli --rpc-url {nodes[0].rpc} getaccount {address}")
     print(f"  {wallet} send {other} 1.5 --wait")
     print(f"  {wallet} job submit {a_path} {b_path} --wait")
+    if any(n.mining for n in nodes):
+        claimant = encode_address(devnet_keypairs(CLAIM_INDEX + 1)[CLAIM_INDEX].address, params.hrp)
+        print(f"\nPaid jobs (the mining node claims them as {claimant}, address {CLAIM_INDEX} of the wallet):")
+        print(f"  {wallet} job submit {a_path} {b_path} --reward 2")
+        print(f"  {wallet} job result <offer id> --out C.npy --auto --wait")
     print(f"\nExplorer: {nodes[0].rpc.rstrip('/')}/explorer   Metrics: {nodes[0].rpc.rstrip('/')}/metrics")
 
 

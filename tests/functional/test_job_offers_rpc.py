@@ -147,3 +147,59 @@ def test_a_largest_fraud_proof_crosses_the_network_and_refunds_the_client(node_f
         assert report["ok"], report["problems"]
         assert report["supply"]["burned"] == bond - bond // 2
     assert balance(b, CLIENT) == client_before + REWARD + deposit + bond // 2
+
+
+def test_a_reorg_across_offer_claim_and_fraud_restores_every_balance(node_factory):
+    """Offer, claim and fraud mined on one node, then a heavier branch from another: every balance is back to
+    what it was before the offer, no record or burn remains, verifychain passes; the offer (valid again on
+    the new branch) returns to the mempool and is mined again, the claim and the fraud proof (their offer
+    is no longer on chain) are not."""
+    a = node_factory("a", p2p=True).start()
+    b = node_factory("b", p2p=True).start()
+    parties = (CLIENT, CLAIMANT, RIVAL)
+    before = {k.address: balance(a, k) for k in parties}
+    assert before == {k.address: balance(b, k) for k in parties}
+
+    height = a.rpc("getblockcount")
+    bond = min_bond(JOB.offer(REWARD, 0, 0, height + 50), REGTEST)
+    deposit = min_deposit(JOB.offer(REWARD, 0, bond, 0), REGTEST)
+    offer_tx = job_tx(CLIENT, 0, KIND_OFFER, JOB.job_id, JOB.offer(REWARD, deposit, bond, height + 50),
+                      params=REGTEST)
+    offer_id = compute_offer_id(CLIENT.address, 0)
+    send(a, offer_tx)
+    mine_one(a)
+    wrong = JOB.product()
+    wrong[3, 4] -= 1
+    c_padded = JOB.padded_product(wrong)
+    product = commit_product(c_padded)
+    claim_txid = send(a, job_tx(CLAIMANT, 0, KIND_CLAIM, offer_id, ClaimPayload(product.root_c), params=REGTEST))
+    mine_one(a)
+    fraud_txid = send(a, job_tx(RIVAL, 0, KIND_FRAUD, offer_id, JOB.fraud(c_padded, 0, 0, product),
+                                params=REGTEST))
+    mine_one(a)
+    assert a.rpc("getjoboffer", offer_id.hex())["status"] == "fraud"
+    assert balance(a, CLIENT) == before[CLIENT.address] - offer_tx.body.fee + bond // 2
+    assert a.rpc("verifychain")["supply"]["burned"] == bond - bond // 2
+
+    b.rpc("generatetoaddress", 5, addr(MINER))  # a heavier branch without any of it
+    b_tip = b.rpc("getbestblockhash")
+    a.rpc("addnode", b.p2p[0], "onetry")
+    wait_until(lambda: a.rpc("getbestblockhash") == b_tip, timeout=60, what="a to reorganise onto b's branch")
+
+    assert {k.address: balance(a, k) for k in parties} == before
+    report = a.rpc("verifychain")
+    assert report["ok"], report["problems"]
+    assert report["records_checked"] == 0 and report["supply"]["escrow"] == 0 and report["supply"]["burned"] == 0
+    assert report["supply"]["balances"] == report["supply"]["allocations"] + report["supply"]["coinbase"] \
+        - report["supply"]["fees"]
+    pool = a.rpc("getrawmempool")
+    assert compute_tx_id(offer_tx).hex() in pool and claim_txid not in pool and fraud_txid not in pool
+
+    mine_one(a)
+    offer = a.rpc("getjoboffer", offer_id.hex())
+    assert offer["status"] == "open" and offer["live"] and offer["claimant"] is None
+    assert balance(a, CLIENT) == before[CLIENT.address] - offer_tx.body.fee - REWARD - deposit
+    assert balance(a, CLAIMANT) == before[CLAIMANT.address] and balance(a, RIVAL) == before[RIVAL.address]
+    report = a.rpc("verifychain")
+    assert report["ok"], report["problems"]
+    assert report["supply"]["escrow"] == REWARD + deposit

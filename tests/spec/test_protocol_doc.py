@@ -160,7 +160,7 @@ def _asert(height: int, offset: int) -> str:
     from consensus.difficulty import compute_asert_target
     from consensus.networks import MAINNET
 
-    params = dataclasses.replace(MAINNET, block_spacing=60, halflife=43_200, pow_limit=1 << 240)
+    params = dataclasses.replace(MAINNET, block_spacing=60, halflife=43_200, max_future=3_600, pow_limit=1 << 240)
     return hex(compute_asert_target(1 << 200, offset, height, params))
 
 
@@ -491,16 +491,21 @@ def _revision_2_gaps() -> str:
     return DOC.split(REVISION_2_HEADING, 1)[1]
 
 
-def test_revision_2_gaps_are_still_gaps():
-    """The document lists revision-2 rules as not implemented; when one lands, the document must change."""
+@pytest.mark.parametrize("changes", [
+    {"initial_subsidy": 1 << 62, "halving_interval": 4},  # sum(allocations) + 2 * subsidy * interval >= 2^64
+    {"max_future": 86_400 // 12 + 1},  # halflife < 12 * max_future
+    {"min_fee_per_byte": 0},
+    {"bond_bp": 9_999},
+    {"bond_bp": 20_000, "deposit_bp": 10_000},  # deposit_bp < bond_bp
+    {"fraud_fee_mult": 1},
+])
+def test_presets_that_break_a_revision_2_bound_cannot_be_built(changes):
+    """The document says nothing of revision 2 is left; the preset bounds are the last item that landed."""
     from consensus.networks import DEVNET
 
-    assert REVISION_2_HEADING in DOC
-    assert "**Preset bound.**" in _revision_2_gaps()
-    try:  # a preset breaking sum(allocations) + 2 * initial_subsidy * halving_interval < 2^64
-        dataclasses.replace(DEVNET, initial_subsidy=1 << 62, halving_interval=4)
-    except ValueError:
-        pytest.fail(f"presets are checked against the revision-2 bound now: update {DOC_PATH.name}")
+    assert REVISION_2_HEADING in DOC and "Nothing of revision 2 is left unimplemented" in _revision_2_gaps()
+    with pytest.raises(ValueError):
+        dataclasses.replace(DEVNET, **changes)
 
 
 def test_landed_revision_2_rules_are_not_listed_as_gaps():

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from consensus.difficulty import compute_asert_target, compute_median_time, compute_next_target
 from consensus.networks import DEVNET, MAINNET
 
-PARAMS = replace(MAINNET, block_spacing=60, halflife=43_200, pow_limit=1 << 240)
+PARAMS = replace(MAINNET, block_spacing=60, halflife=43_200, max_future=3_600, pow_limit=1 << 240)
 ANCHOR = 1 << 200
 
 offsets = st.integers(-10**7, 10**7)
