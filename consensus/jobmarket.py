@@ -112,16 +112,6 @@ def min_deposit(offer: OfferPayload, params: NetworkParams) -> int:
     return max(ceil_bp(offer.reward, params.deposit_bp), offer.bond)
 
 
-def job_debit(body: JobTxBody, record: JobRecord | None) -> int:
-    """What a job transaction takes from its sender beyond the fee: an offer's escrow, a claim's bond, else 0."""
-    if body.kind == KIND_OFFER:
-        assert isinstance(body.payload, OfferPayload)
-        return body.payload.reward + body.payload.deposit
-    if body.kind == KIND_CLAIM:
-        return record.bond if record is not None else 0
-    return 0
-
-
 def validate_job_fields(body: JobTxBody, params: NetworkParams) -> None:
     """The rules a job transaction meets by itself; raise ``BadJobOffer``, ``BadFraudProof`` or ``AmountOverflow``."""
     if body.kind == KIND_OFFER:
@@ -219,7 +209,7 @@ def check_job_tx(body: JobTxBody, sender: bytes, height: int, params: NetworkPar
         if height <= record.deadline:
             raise JobWindowWrong(f"expected a refund at height > deadline {record.deadline}, found {height}")
         return JobCheck(body.id, record, 0)
-    _need_status(record, RECORD_CLAIMED, JOB_KIND_NAMES[kind])
+    _need_status(record, RECORD_CLAIMED, _KIND_PHRASES[kind])
     end = record.claim_height + params.job_window
     if kind == KIND_SETTLE:
         if height <= end:
@@ -229,7 +219,7 @@ def check_job_tx(body: JobTxBody, sender: bytes, height: int, params: NetworkPar
         _need_client(record, sender, "an accept")
         return JobCheck(body.id, record, 0)
     if height > end:
-        raise JobWindowWrong(f"expected {JOB_KIND_NAMES[kind]} at height <= claim height + W = {end}, found {height}")
+        raise JobWindowWrong(f"expected {_KIND_PHRASES[kind]} at height <= claim height + W = {end}, found {height}")
     if kind == KIND_REJECT:
         _need_client(record, sender, "a reject")
         return JobCheck(body.id, record, 0)
@@ -242,7 +232,7 @@ class RecordReader(Protocol):
     def __call__(self, offer_id: bytes) -> JobRecord | None: ...
 
 
-JOB_KIND_NAMES = {KIND_OFFER: "an offer", KIND_CLAIM: "a claim", KIND_ACCEPT: "an accept", KIND_REJECT: "a reject",
+_KIND_PHRASES = {KIND_OFFER: "an offer", KIND_CLAIM: "a claim", KIND_ACCEPT: "an accept", KIND_REJECT: "a reject",
                   KIND_SETTLE: "a settle", KIND_REFUND: "a refund", KIND_FRAUD: "a fraud proof"}
 
 _STATUS_NAMES = {RECORD_OPEN: "open", RECORD_CLAIMED: "claimed"}
@@ -294,7 +284,7 @@ def apply_job_tx(ledger: JobLedger, body: JobTxBody, sender: bytes, height: int,
     check = check_job_tx(body, sender, height, params, ledger.get_record)
     if ledger.balance(sender) < check.debit:
         raise InsufficientBalance(f"expected a balance of at least {check.debit} after the fee for "
-                                  f"{JOB_KIND_NAMES[body.kind]}, found {ledger.balance(sender)}")
+                                  f"{_KIND_PHRASES[body.kind]}, found {ledger.balance(sender)}")
     record = check.record
     kind = body.kind
     if kind == KIND_OFFER:

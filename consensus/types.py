@@ -34,6 +34,9 @@ JOB_TX_KIND_FIRST = 2
 
 KIND_OFFER, KIND_CLAIM, KIND_ACCEPT, KIND_REJECT, KIND_SETTLE, KIND_REFUND, KIND_FRAUD = range(2, 9)
 
+JOB_KIND_NAMES = {JOB_TX_KIND_FIRST + i: name for i, name in enumerate(JOB_TX_KINDS)}
+"""Job kind -> its name (``offer`` ... ``fraud``): what RPC, the explorer and the wallet call each kind."""
+
 RECORD_OPEN = 1
 """A job record that waits for a claim (section 11)."""
 RECORD_CLAIMED = 2

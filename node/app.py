@@ -31,7 +31,7 @@ from pathlib import Path
 
 from consensus.address import decode_address, encode_address
 from consensus.networks import NetworkParams, get_network
-from consensus.types import JOB_TX_KIND_FIRST, JOB_TX_KINDS, TX_KIND_TRANSFER, TxBody
+from consensus.types import JOB_KIND_NAMES, TX_KIND_TRANSFER, TxBody
 from kernels.select import get_backend
 from p2p.errors import P2PError
 from p2p.network import PeerNetwork
@@ -376,9 +376,7 @@ def _subscribe_rpc(events: Events, rpc: RpcServer, addresses: Addresses) -> None
 
 def tx_kind_name(kind: int) -> str:
     """``transfer``, or the job kind's name of section 11 (``offer`` ... ``fraud``)."""
-    if kind == TX_KIND_TRANSFER:
-        return "transfer"
-    return JOB_TX_KINDS[kind - JOB_TX_KIND_FIRST]
+    return "transfer" if kind == TX_KIND_TRANSFER else JOB_KIND_NAMES[kind]
 
 
 def difficulty(target: int) -> float:

@@ -28,6 +28,7 @@ from consensus.keys import KeyPair
 from consensus.networks import NetworkParams
 from consensus.tx import compute_min_fee, compute_tx_id, make_job_tx
 from consensus.types import (
+    JOB_KIND_NAMES,
     KIND_ACCEPT,
     KIND_CLAIM,
     KIND_FRAUD,
@@ -52,8 +53,6 @@ JOB_NOT_FOUND = -43
 METHOD_NOT_FOUND = -32601
 VERIFY_REJECTED = -26
 DEFAULT_DEADLINE_BLOCKS = 100
-KIND_NAMES = {KIND_OFFER: "offer", KIND_CLAIM: "claim", KIND_ACCEPT: "accept", KIND_REJECT: "reject",
-              KIND_SETTLE: "settle", KIND_REFUND: "refund", KIND_FRAUD: "fraud"}
 NPY_HEADER_MAX = 4096
 """Bytes an ``.npy`` header may take beside the data (NumPy writes 128)."""
 
@@ -184,12 +183,12 @@ def send_job_tx(node: JobNode, key: KeyPair, params: NetworkParams, kind: int, i
         txid = node.call("sendrawtransaction", encode_tx(tx).hex())
     except RpcError as e:
         if e.code == VERIFY_REJECTED:
-            raise MarketError(f"the node refused the {KIND_NAMES[kind]}: {e.message}; nothing was sent") from None
+            raise MarketError(f"the node refused the {JOB_KIND_NAMES[kind]}: {e.message}; nothing was sent") from None
         raise
     if txid != compute_tx_id(tx).hex():
         raise MarketError(f"the node answered txid {txid}, expected {compute_tx_id(tx).hex()}")
     oid = offer_id if offer_id is not None else (compute_offer_id(key.address, nonce) if kind == KIND_OFFER else id_)
-    return Sent(KIND_NAMES[kind], txid, oid.hex(), sender, tx.body.fee, nonce)
+    return Sent(JOB_KIND_NAMES[kind], txid, oid.hex(), sender, tx.body.fee, nonce)
 
 
 def fee_of(params: NetworkParams, kind: int, payload: JobPayload) -> int:
@@ -262,7 +261,7 @@ def check_sendable(kind: int, offer: dict, params: NetworkParams, tip: int, send
     The next block has height ``tip + 1``; the message gives the height from which a step becomes
     possible when it is only too early.
     """
-    name = KIND_NAMES[kind]
+    name = JOB_KIND_NAMES[kind]
     status, oid = offer.get("status"), offer.get("offer_id")
     h = tip + 1
     if not offer.get("live"):

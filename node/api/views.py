@@ -20,13 +20,8 @@ from consensus.errors import AddressError, ConsensusError
 from consensus.jobmarket import compute_offer_id
 from consensus.tx import compute_tx_id, get_sender
 from consensus.types import (
-    KIND_ACCEPT,
-    KIND_CLAIM,
-    KIND_FRAUD,
+    JOB_KIND_NAMES,
     KIND_OFFER,
-    KIND_REFUND,
-    KIND_REJECT,
-    KIND_SETTLE,
     Block,
     ClaimPayload,
     Coinbase,
@@ -146,9 +141,6 @@ def tx_json(tx: Transaction, addresses: Addresses) -> dict:
             "memo": b.memo.hex(), "chain_id": b.chain_id, "hex": encode_tx(tx).hex()}
 
 
-JOB_KIND_NAMES = {KIND_OFFER: "offer", KIND_CLAIM: "claim", KIND_ACCEPT: "accept", KIND_REJECT: "reject",
-                  KIND_SETTLE: "settle", KIND_REFUND: "refund", KIND_FRAUD: "fraud"}
-"""The ``type`` the explorer gives each job transaction kind (section 11)."""
 
 
 def tx_fields(tx: Transaction, addresses: Addresses) -> dict:
