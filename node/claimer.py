@@ -39,7 +39,17 @@ from consensus.errors import ConsensusError
 from consensus.keys import KeyPair
 from consensus.networks import NetworkParams
 from consensus.tx import compute_min_fee, compute_tx_id, make_job_tx
-from consensus.types import KIND_CLAIM, KIND_SETTLE, RECORD_CLAIMED, Block, ClaimPayload, JobRecord, Tx
+from consensus.types import (
+    KIND_CLAIM,
+    KIND_OFFER,
+    KIND_SETTLE,
+    RECORD_CLAIMED,
+    Block,
+    ClaimPayload,
+    JobRecord,
+    JobTxBody,
+    Tx,
+)
 from p2p.protocol import JobResultAnnouncement
 from pouw.commit import commit_pair
 from pouw.jobs import compute_job_id
@@ -311,6 +321,7 @@ class Claimer:
                     self.claims_won -= 1
                 elif kind == "settle":
                     self.settled -= 1
+        await self._claim_done_jobs(connected)
         served, gone = await self._work(self.products.update, snapshot.get_job_record, snapshot.height)
         for p in served:
             log.info("offer %s: claim confirmed, product %s served", p.offer_id.hex()[:16], p.blob[:16])
@@ -320,6 +331,26 @@ class Claimer:
                      p.offer_id.hex()[:16])
             await self._announce_product(p)
         await self._settle(snapshot)
+
+    async def _claim_done_jobs(self, connected: tuple[Block, ...]) -> None:
+        """Offers for jobs this node has done already (a free job paid for afterwards, the same matrices
+        offered again): claim them with the product at hand, as for a job mined now (any computation of C
+        may claim, section 11). The roots are recomputed from the blobs first, as always."""
+        if self.key is None:
+            return
+        offered = {tx.body.id for block in connected for tx in block.signed
+                   if isinstance(tx.body, JobTxBody) and tx.body.kind == KIND_OFFER}
+        for job_id in offered:
+            try:
+                job = self.jobs.get(job_id.hex())
+            except JobError:
+                continue
+            if job.status != DONE or job.result is None:
+                continue  # mined later: ``hold`` and ``claimed`` take it
+            try:
+                await self._claim(job, None)
+            except (ClaimError, BlobError, JobError, MempoolError, ConsensusError) as e:
+                log.info("job %s: offered after it was done; no claim sent: %s", job.job_id[:16], e)
 
     async def _settle(self, snapshot: ChainSnapshot) -> None:
         if self.key is None:

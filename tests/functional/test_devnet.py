@@ -51,12 +51,24 @@ def test_devnet_up_status_commands_down(tmp_path):
         assert all(len(rpc(u, "getpeerinfo")) == 2 for u in urls)
 
         commands = [line.strip() for line in out.splitlines() if line.startswith("  /") and "pouw-" in line]
-        assert len(commands) == 3, out
+        assert len(commands) == 5, out
         balance = subprocess.run(shlex.split(commands[0]), capture_output=True, text=True, timeout=60)
         assert balance.returncode == 0 and json.loads(balance.stdout)["balance"] > 0
-        for cmd in commands[1:]:  # send 1.5 --wait; job submit --wait
+        for cmd in commands[1:3]:  # send 1.5 --wait; job submit --wait
             r = subprocess.run(shlex.split(cmd), capture_output=True, text=True, timeout=120)
             assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+        # The paid job, as printed: node0 claims it with address 1, serves C, and the client accepts.
+        paid = subprocess.run(shlex.split(commands[3]), capture_output=True, text=True, timeout=120)
+        assert paid.returncode == 0, (commands[3], paid.stdout, paid.stderr)
+        offer_id = next(line.split()[1] for line in paid.stdout.splitlines() if line.startswith("offer "))
+        result = subprocess.run(shlex.split(commands[4].replace("<offer id>", offer_id)), cwd=tmp_path,
+                                capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0 and "accepted" in result.stdout, (result.stdout, result.stderr)
+        assert (tmp_path / "C.npy").exists()
+        claimant = out.split("claims them as ", 1)[1].split(",", 1)[0]
+        wait_until(lambda: rpc(urls[0], "getjoboffer", offer_id)["status"] == "accepted", timeout=60,
+                   what="the accept in a block")
+        assert rpc(urls[0], "getjoboffer", offer_id)["claimant"] == claimant
 
         status = devnet("status", "--datadir", str(datadir))
         assert status.returncode == 0 and status.stdout.count(" yes ") == 3
