@@ -347,6 +347,8 @@ class Claimer:
                 continue
             if job.status != DONE or job.result is None:
                 continue  # mined later: ``hold`` and ``claimed`` take it
+            if all(self.products.get(o) is not None for o, _ in self.index.open_offers_for_job(job_id)):
+                continue  # claimed (or held) already: a block seen again after a reorg sends nothing new
             try:
                 await self._claim(job, None)
             except (ClaimError, BlobError, JobError, MempoolError, ConsensusError) as e:

@@ -365,3 +365,38 @@ def test_a_copy_of_the_nodes_claim_that_won_never_serves_its_product(blobs):
     claims.add(ClaimProduct(OFFER, JOB.job_id, digest, b"h" * 32, ROOT, 20, 12, 10, True, "mined", 0.0,
                             claimant=CLAIMANT.address))
     assert [p.offer_id for p in claims.update(lambda o: ours, 30)[0]] == [OFFER]
+
+
+def test_an_offer_for_a_job_already_done_is_claimed_with_the_product_at_hand(blobs):
+    """A free job done first, then paid for (same matrices, same job id): the offer's block makes the claim-key
+    node claim it at once, with the product it has, after recomputing the roots from the blobs."""
+    from consensus.types import KIND_OFFER
+    from tests.support.jobmarket import job_tx, make_block
+
+    async def main():
+        jobs = JobService(MemoryStore(), blobs)
+        job = jobs.submit(blobs.put(encode_npy(JOB.a)), blobs.put(encode_npy(JOB.b)))
+        assert jobs.take_next() is not None
+        done = jobs.finish(job.job_id, JOB.padded_product())
+        assert done.status == DONE
+        snap = Snap(30, {OFFER: record()})
+        index = OfferIndex()
+        claims = ClaimProducts(blobs, MemoryStore(), index, jobs=jobs, confirmations=2)
+        mempool = FakeMempool()
+        txs = FakeTxs(mempool)
+
+        async def read_records(limit):
+            return list(snap.records.items())
+
+        offer = job_tx(CLIENT, 0, KIND_OFFER, JOB.job_id, JOB.offer(1000, 50_000, 50_000, 500), params=DEVNET)
+        with ThreadPoolExecutor(1) as work:
+            claimer = Claimer(key=CLAIMANT, params=DEVNET, snapshot=lambda: snap, read_records=read_records,
+                              txs=txs, mempool=mempool, products=claims, index=index, jobs=jobs, work=work)
+            await claimer.on_tip((make_block(30, [offer]),), (), snap)
+            [claim] = txs.sent
+            assert claim.body.kind == KIND_CLAIM and claim.body.id == OFFER
+            assert claim.body.payload == ClaimPayload(ROOT)
+            await claimer.on_tip((make_block(30, [offer]),), (), snap)  # seen again (a reorg back): not twice
+            assert len(txs.sent) == 1
+
+    asyncio.run(main())
