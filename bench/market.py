@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -40,58 +39,9 @@ sys.path.insert(0, str(ROOT))
 from consensus.address import encode_address  # noqa: E402
 from consensus.keys import DEVNET_MNEMONIC, devnet_keypairs  # noqa: E402
 from consensus.networks import DEVNET  # noqa: E402
+from tests.functional.harness import NodeProcess, wait_until  # noqa: E402
 
 PASSPHRASE = "bench"
-
-
-class Node:
-    def __init__(self, root: Path, index: int, extra: list[str]) -> None:
-        self.datadir = root / f"n{index}"
-        args = [sys.executable, "-m", "node.daemon", "--network", "devnet", "--datadir", str(self.datadir),
-                "--rpc-port", "0", "--p2p-port", "0", "--log-level", "warning", *extra]
-        self.log = open(root / f"n{index}.log", "wb")
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "ready":
-                self.url, self.p2p = msg["rpc"], msg["p2p"]
-                break
-        else:
-            raise SystemExit(f"node {index} did not start; see {self.log.name}")
-
-    def rpc(self, method: str, *params):
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            answer = json.load(r)
-        if answer.get("error"):
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"]
-
-    def stop(self) -> None:
-        try:
-            self.rpc("stop")
-        except Exception:
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def run(size: int, reward_coins: str, timeout: float) -> dict:
@@ -107,12 +57,13 @@ def run(size: int, reward_coins: str, timeout: float) -> dict:
         keys = devnet_keypairs(3)
         addr = [encode_address(k.address, DEVNET.hrp) for k in keys]
         # Blocks pay key 2, so the client's (key 0) and claimant's (key 1) balances move by the job alone.
-        miner = Node(root, 0, ["--mine", "--miner-address", addr[2], "--claim-key", str(wallets / "devkey.json"),
-                               "--claim-passphrase-file", str(pass_file), "--claim-index", "1"])
-        client = Node(root, 1, ["--bootstrap", miner.p2p[0]])
+        miner = NodeProcess(root / "n0", "--mine", "--miner-address", addr[2], "--claim-key",
+                            str(wallets / "devkey.json"), "--claim-passphrase-file", str(pass_file), "--claim-index",
+                            "1", network="devnet", p2p=True).start()
+        client = NodeProcess(root / "n1", "--bootstrap", miner.p2p[0], network="devnet", p2p=True).start()
         nodes = [miner, client]
         try:
-            wait_for("the nodes to peer", lambda: client.rpc("getpeerinfo"), 60)
+            wait_until(lambda: client.rpc("getpeerinfo"), 60, what="the nodes to peer")
             rng = np.random.default_rng(11)
             a = rng.integers(-64, 64, (size, size), dtype=np.int8)
             b = rng.integers(-64, 64, (size, size), dtype=np.int8)
@@ -127,22 +78,21 @@ def run(size: int, reward_coins: str, timeout: float) -> dict:
             t_submit = time.monotonic()
             sent = json.loads(out)
             offer_id = sent["offer_id"]
-            offer = wait_for("the claim's block", lambda: (o := client.rpc("getjoboffer", offer_id))["claim_height"]
-                             is not None and o, timeout)
+            offer = wait_until(lambda: (o := client.rpc("getjoboffer", offer_id))["claim_height"] is not None and o,
+                               timeout, what="the claim's block")
             t_claim = time.monotonic()
-            wait_for("the product at the client's node",
-                     lambda: (p := client.rpc("getjoboffer", offer_id)["product"]) and p.get("served", True)
-                     and p["root_c_ok"], timeout)
+            wait_until(lambda: (p := client.rpc("getjoboffer", offer_id)["product"]) and p.get("served", True)
+                       and p["root_c_ok"], timeout, what="the product at the client's node")
             t_product = time.monotonic()
             subprocess.run([*cli, "result", offer_id, "--out", str(root / "C.npy"), "--auto", "--json"], cwd=ROOT,
                            check=True, capture_output=True, text=True)
             t_result = time.monotonic()
-            final = wait_for("the accept's block",
-                             lambda: (o := client.rpc("getjoboffer", offer_id))["status"] == "accepted" and o, timeout)
+            final = wait_until(lambda: (o := client.rpc("getjoboffer", offer_id))["status"] == "accepted" and o,
+                               timeout, what="the accept's block")
             t_done = time.monotonic()
             c = np.load(root / "C.npy")
             exact = bool(np.array_equal(c.astype(np.int64), a.astype(np.int64) @ b.astype(np.int64)))
-            wait_for("the balances", lambda: client.rpc("getblockcount") >= final["final_height"], 30)
+            wait_until(lambda: client.rpc("getblockcount") >= final["final_height"], 30, what="the balances")
             after = [client.rpc("getaccount", x)["balance"] for x in addr[:2]]
             chain_ok = all(n.rpc("verifychain")["ok"] for n in nodes)
         finally:
